@@ -1,0 +1,1 @@
+"""FlowNet2 in pure JAX/Flax (no custom CUDA ops). Never imports TensorFlow."""

@@ -1,0 +1,1 @@
+"""Flax linen networks of vid2vid: generators and discriminators (NHWC)."""

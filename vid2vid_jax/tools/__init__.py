@@ -1,0 +1,1 @@
+"""Command-line tools (``python -m vid2vid_jax.tools.<name>``)."""
