@@ -26,7 +26,9 @@ def get_config() -> ml_collections.ConfigDict:
 
   # ---------------------------------------------------------------- data
   data = config.data = ml_collections.ConfigDict()
-  data.layout = 'street'  # street | face | pose (orig: --dataset_mode temporal|face|pose).
+  data.layout = 'video'  # street | video | face | pose (orig: --dataset_mode). street and video
+  #   are the original's 'temporal' mode: A holds label ids (street, label_nc > 0) or images
+  #   (video, label_nc == 0, the original default).
   data.root = 'datasets/Cityscapes/'  # (orig: --dataroot)
   data.phase = 'train'  # folder prefix: {phase}_A, {phase}_B ... (orig: --phase)
   data.batch_size = 1  # global batch of clips per step, all hosts (orig: --batchSize).
@@ -159,6 +161,7 @@ def get_config() -> ml_collections.ConfigDict:
   ev = config.eval = ml_collections.ConfigDict()
   ev.phase = 'test'  # folder prefix of the evaluated split (orig: --phase test).
   ev.checkpoint_step = -1  # -1 = latest (orig: --which_epoch latest).
+  ev.first_frame_mode = ''  # '' = first_frame.mode; test scripts use single_g (orig: --use_single_G).
   ev.how_many = 300  # frames per run (orig: --how_many).
   ev.start_frame = 0  # first frame of the first sequence (orig: --start_frame).
   ev.num_sequences = -1  # -1 = all test sequences.
