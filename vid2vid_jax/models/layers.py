@@ -1,0 +1,330 @@
+"""Shared building blocks of the vid2vid networks (Flax linen, NHWC, HWIO kernels).
+
+Everything here follows reference/vid2vid_spec.md section 1.0:
+  * convolutions with reflection or zero padding, all with a bias;
+  * the stride-2 transposed convolution (k=3, padding 1, output_padding 1) that doubles H and W;
+  * the norm layers: batch norm and instance norm (no affine), both ALWAYS normalising with the
+    statistics of the current input, as the original (which never calls ``.eval()``, spec 8.1)
+    does at training and test time. They are stateless modules: no ``batch_stats`` collection
+    is carried, and the running statistics stored in original checkpoints are ignored by the
+    importer (they never affect the original's outputs either);
+  * the residual block and the down/up paths that the generators are built from;
+  * ``downsample``: THE 3x3 / stride 2 / padding 1 average pool with ``count_include_pad=False``
+    used for every image pyramid (generator inputs, multi-scale discriminators, local enhancer).
+
+Parameters are float32; ``dtype`` is the activation (compute) dtype, float32 or bfloat16. Norm
+statistics are always computed in float32.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Dtype = Any
+NORMS = ('batch', 'instance')
+_DIMENSION_NUMBERS = ('NHWC', 'HWIO', 'NHWC')
+
+
+def conv_kernel_init(key: jax.Array, shape: tuple[int, ...], dtype: Dtype = jnp.float32):
+  """N(0, 0.02), the original's ``weights_init`` for every conv (spec 1.0)."""
+  return 0.02 * jax.random.normal(key, shape, dtype)
+
+
+def _bias_init(fan_in: int) -> Callable[..., jax.Array]:
+  """PyTorch's default bias init, uniform(+-1/sqrt(fan_in)) (spec 8.25)."""
+  bound = 1.0 / np.sqrt(max(fan_in, 1))
+
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return init
+
+
+def _check_nhwc(x: jax.Array, name: str) -> None:
+  if x.ndim != 4:
+    raise ValueError(f'{name} expects an NHWC array [B, H, W, C]; got shape {x.shape}')
+
+
+class Conv(nn.Module):
+  """2-D convolution with a bias and reflection or zero padding.
+
+  Attributes:
+    features: output channels.
+    kernel_size: square kernel side.
+    strides: square stride.
+    padding: pixels of padding on every side.
+    padding_mode: 'reflect' (ReflectionPad2d + conv, the generators) or 'zero' (the conv's own
+      zero padding: stride-2 down convs and the discriminators).
+    dtype: activation dtype.
+  """
+  features: int
+  kernel_size: int
+  strides: int = 1
+  padding: int = 0
+  padding_mode: str = 'zero'
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """[B, H, W, C_in] -> [B, H', W', features] in ``dtype``."""
+    _check_nhwc(x, 'Conv')
+    in_features = x.shape[-1]
+    k = self.kernel_size
+    kernel = self.param('kernel', conv_kernel_init, (k, k, in_features, self.features))
+    bias = self.param('bias', _bias_init(in_features * k * k), (self.features,))
+    x = x.astype(self.dtype)
+    p = self.padding
+    if self.padding_mode == 'reflect':
+      if p:
+        x = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode='reflect')
+      pads = ((0, 0), (0, 0))
+    elif self.padding_mode == 'zero':
+      pads = ((p, p), (p, p))
+    else:
+      raise ValueError(f"padding_mode must be 'reflect' or 'zero'; got {self.padding_mode!r}")
+    y = jax.lax.conv_general_dilated(
+        x, kernel.astype(self.dtype), (self.strides, self.strides), pads,
+        dimension_numbers=_DIMENSION_NUMBERS)
+    return y + bias.astype(self.dtype)
+
+
+# Sub-pixel form of the transposed conv: output row 2i takes kernel row 1 at input row i; output
+# row 2i+1 takes kernel row 2 at input row i and kernel row 0 at input row i+1 (zero past the
+# end). _PHASE_TAPS[parity][offset] is the kernel row used, None = no tap.
+_PHASE_TAPS = ((1, None), (2, 0))
+
+
+class UpConv(nn.Module):
+  """ConvTranspose2d(k=3, stride=2, padding=1, output_padding=1): exactly doubles H and W.
+
+  The kernel is stored as ``[3, 3, C_in, C_out]`` with ``kernel[ky, kx, i, o]`` equal to PyTorch's
+  ``weight[i, o, ky, kx]`` (no flip). The forward pass uses the equivalent sub-pixel form: one
+  2x2 convolution of the input (padded by one zero row/column at the end) producing the four
+  output phases as 4*C_out channels, then a depth-to-space interleave. This does the 9 useful
+  taps per input pixel instead of the 36 of a convolution over the zero-dilated input.
+
+  Attributes:
+    features: output channels.
+    dtype: activation dtype.
+  """
+  features: int
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """[B, H, W, C_in] -> [B, 2H, 2W, features] in ``dtype``."""
+    _check_nhwc(x, 'UpConv')
+    batch, height, width, in_features = x.shape
+    kernel = self.param('kernel', conv_kernel_init, (3, 3, in_features, self.features))
+    bias = self.param('bias', _bias_init(self.features * 9), (self.features,))
+    zeros = jnp.zeros((in_features, self.features), kernel.dtype)
+    rows = []
+    for dy in range(2):
+      cols = []
+      for dx in range(2):
+        phases = []
+        for a in range(2):
+          for b in range(2):
+            ky, kx = _PHASE_TAPS[a][dy], _PHASE_TAPS[b][dx]
+            phases.append(zeros if ky is None or kx is None else kernel[ky, kx])
+        cols.append(jnp.concatenate(phases, axis=-1))  # [C_in, 4*C_out], phase-major (a, b)
+      rows.append(jnp.stack(cols))
+    sub_kernel = jnp.stack(rows)  # [2, 2, C_in, 4*C_out]
+    x = jnp.pad(x.astype(self.dtype), ((0, 0), (0, 1), (0, 1), (0, 0)))
+    y = jax.lax.conv_general_dilated(
+        x, sub_kernel.astype(self.dtype), (1, 1), 'VALID', dimension_numbers=_DIMENSION_NUMBERS)
+    y = y.reshape(batch, height, width, 2, 2, self.features)
+    y = y.transpose(0, 1, 3, 2, 4, 5).reshape(batch, 2 * height, 2 * width, self.features)
+    return y + bias.astype(self.dtype)
+
+
+class Norm(nn.Module):
+  """Batch or instance norm with the statistics of the current input (spec 1.0, 8.1).
+
+  'batch': mean/variance over (B, H, W) per channel, learned ``scale`` (init N(1, 0.02)) and
+  ``bias`` (0); the original's BatchNorm2d in training mode, which it uses even at test time.
+  'instance': mean/variance over (H, W) per sample and channel, no parameters (InstanceNorm2d,
+  affine=False). Biased variance, eps 1e-5, statistics in float32.
+
+  Attributes:
+    kind: 'batch' or 'instance'.
+    eps: added to the variance.
+    dtype: output dtype.
+  """
+  kind: str = 'batch'
+  eps: float = 1e-5
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """[B, H, W, C] -> [B, H, W, C] in ``dtype``."""
+    _check_nhwc(x, 'Norm')
+    if self.kind not in NORMS:
+      raise ValueError(f'norm must be one of {NORMS}; got {self.kind!r}')
+    axes = (0, 1, 2) if self.kind == 'batch' else (1, 2)
+    xf = x.astype(jnp.float32)
+    mean = jnp.mean(xf, axis=axes, keepdims=True)
+    var = jnp.mean(jnp.square(xf - mean), axis=axes, keepdims=True)
+    inv = jax.lax.rsqrt(var + self.eps)
+    if self.kind == 'batch':
+      features = x.shape[-1]
+      scale = self.param('scale', lambda k, s: 1.0 + 0.02 * jax.random.normal(k, s), (features,))
+      bias = self.param('bias', nn.initializers.zeros, (features,))
+      inv = inv * scale
+      shift = bias - mean * inv
+    else:
+      shift = -mean * inv
+    return (xf * inv + shift).astype(self.dtype)
+
+
+class ResnetBlock(nn.Module):
+  """x + [ReflPad1, Conv3x3, Norm, ReLU, ReflPad1, Conv3x3, Norm](x); no ReLU after the sum.
+
+  Attributes:
+    features: channels (input == output).
+    norm: 'batch' or 'instance'.
+    dtype: activation dtype.
+  """
+  features: int
+  norm: str = 'batch'
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """[B, H, W, features] -> same shape, ``dtype``."""
+    y = Conv(self.features, 3, padding=1, padding_mode='reflect', dtype=self.dtype,
+             name='conv1')(x)
+    y = nn.relu(Norm(self.norm, dtype=self.dtype, name='norm1')(y))
+    y = Conv(self.features, 3, padding=1, padding_mode='reflect', dtype=self.dtype,
+             name='conv2')(y)
+    y = Norm(self.norm, dtype=self.dtype, name='norm2')(y)
+    return x.astype(self.dtype) + y
+
+
+def _width(base: int, level: int, max_features: int | None) -> int:
+  width = base * 2 ** level
+  return width if max_features is None else min(max_features, width)
+
+
+class DownPath(nn.Module):
+  """Stem, stride-2 convs and residual blocks (the generators' encoders).
+
+  Layers: ``stem`` (ReflPad3 + Conv7x7 -> features), ``stem_norm``, ReLU; for i < n_down:
+  ``down{i}`` (Conv3x3 stride 2, zero pad 1, width*2), ``down{i}_norm``, ReLU; then ``res{j}``
+  for j < n_res at the final width.
+
+  Attributes:
+    features: width after the stem.
+    n_down: stride-2 convs.
+    n_res: residual blocks at the bottom.
+    norm: 'batch' or 'instance'.
+    max_features: channel cap (1024 for pix2pixHD's GlobalGenerator), None for no cap.
+    dtype: activation dtype.
+  """
+  features: int
+  n_down: int
+  n_res: int = 0
+  norm: str = 'batch'
+  max_features: int | None = None
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """[B, H, W, C] -> [B, H / 2**n_down, W / 2**n_down, width] in ``dtype``."""
+    x = Conv(_width(self.features, 0, self.max_features), 7, padding=3, padding_mode='reflect',
+             dtype=self.dtype, name='stem')(x)
+    x = nn.relu(Norm(self.norm, dtype=self.dtype, name='stem_norm')(x))
+    for i in range(self.n_down):
+      x = Conv(_width(self.features, i + 1, self.max_features), 3, strides=2, padding=1,
+               dtype=self.dtype, name=f'down{i}')(x)
+      x = nn.relu(Norm(self.norm, dtype=self.dtype, name=f'down{i}_norm')(x))
+    width = _width(self.features, self.n_down, self.max_features)
+    for j in range(self.n_res):
+      x = ResnetBlock(width, self.norm, dtype=self.dtype, name=f'res{j}')(x)
+    return x
+
+
+class UpPath(nn.Module):
+  """Residual blocks then transposed convs (the generators' decoders).
+
+  Layers: ``res{j}`` for j < n_res at width features*2**n_up (capped); for i < n_up: ``up{i}``
+  (transposed conv halving the width), ``up{i}_norm``, ReLU.
+
+  Attributes:
+    features: output width (after the last up conv).
+    n_up: transposed convs.
+    n_res: residual blocks before them.
+    norm: 'batch' or 'instance'.
+    max_features: channel cap, None for no cap.
+    dtype: activation dtype.
+  """
+  features: int
+  n_up: int
+  n_res: int = 0
+  norm: str = 'batch'
+  max_features: int | None = None
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """[B, h, w, width] -> [B, h * 2**n_up, w * 2**n_up, features] in ``dtype``."""
+    width = _width(self.features, self.n_up, self.max_features)
+    for j in range(self.n_res):
+      x = ResnetBlock(width, self.norm, dtype=self.dtype, name=f'res{j}')(x)
+    for i in range(self.n_up):
+      x = UpConv(_width(self.features, self.n_up - i - 1, self.max_features), dtype=self.dtype,
+                 name=f'up{i}')(x)
+      x = nn.relu(Norm(self.norm, dtype=self.dtype, name=f'up{i}_norm')(x))
+    return x
+
+
+def downsample(x: jax.Array) -> jax.Array:
+  """AvgPool2d(3, stride 2, padding 1, count_include_pad=False) over the H, W axes.
+
+  THE pyramid step of the original (spec 1.5, 1.6, 2.2): every channel of every frame is pooled
+  independently; padded pixels are not counted, so border outputs average fewer pixels.
+
+  Args:
+    x: [..., H, W, C] (e.g. [B, H, W, C] or [B, T, H, W, C]), any float dtype.
+
+  Returns:
+    [..., ceil(H / 2), ceil(W / 2), C] in the dtype of ``x``.
+  """
+  if x.ndim < 3:
+    raise ValueError(f'downsample expects [..., H, W, C]; got shape {x.shape}')
+  height, width = x.shape[-3], x.shape[-2]
+  window = (1,) * (x.ndim - 3) + (3, 3, 1)
+  strides = (1,) * (x.ndim - 3) + (2, 2, 1)
+  padding = ((0, 0),) * (x.ndim - 3) + ((1, 1), (1, 1), (0, 0))
+  total = jax.lax.reduce_window(x, jnp.array(0, x.dtype), jax.lax.add, window, strides, padding)
+  # The count of real pixels in each window is static: compute it in NumPy.
+  def counts(n):
+    out = (n + 1) // 2
+    starts = 2 * np.arange(out) - 1
+    return np.minimum(starts + 3, n) - np.maximum(starts, 0)
+  count = (counts(height)[:, None] * counts(width)[None, :]).astype(np.float32)
+  return (total / jnp.asarray(count[:, :, None], x.dtype)).astype(x.dtype)
+
+
+def pyramid(x: jax.Array, n_scales: int) -> list[jax.Array]:
+  """The image pyramid used by the multi-scale generator, COARSEST FIRST.
+
+  Args:
+    x: [..., H, W, C] at full resolution.
+    n_scales: number of levels (>= 1).
+
+  Returns:
+    ``n_scales`` arrays; entry s has H / 2**(n_scales - 1 - s) rows, so entry 0 is the coarsest
+    (generator scale 0) and the last entry is ``x`` itself (spec 1.5: generator index s = 0 is the
+    coarsest, pyramid index 0 the finest; we index by the generator).
+  """
+  if n_scales < 1:
+    raise ValueError(f'n_scales must be >= 1; got {n_scales}')
+  levels = [x]
+  for _ in range(n_scales - 1):
+    levels.append(downsample(levels[-1]))
+  return levels[::-1]
