@@ -29,7 +29,7 @@ def correlation(f1: jax.Array, f2: jax.Array, *, pad_size: int = 20, kernel_size
 
   Args:
     f1: [B, H, W, C] features of the reference frame (any float dtype; accumulated in float32,
-      as the CUDA kernel does).
+      as the CUDA kernel does, or float64 for float64 inputs).
     f2: [B, H, W, C] features of the other frame.
     pad_size: zero padding on every side.
     kernel_size: patch size k (odd). For k > 1 the patch is centred at (y1, x1), as the CUDA
@@ -39,7 +39,7 @@ def correlation(f1: jax.Array, f2: jax.Array, *, pad_size: int = 20, kernel_size
     stride2: displacement stride s2.
 
   Returns:
-    [B, oH, oW, D * D] float32 with oH = ceil((H + 2 pad - 2 border) / s1) (likewise oW),
+    [B, oH, oW, D * D] float32 (float64 for float64 inputs) with oH = ceil((H + 2 pad - 2 border) / s1) (likewise oW),
     channel (j + dr) * D + (i + dr) for vertical displacement j * s2 and horizontal i * s2.
     FlowNet2 applies LeakyReLU(0.1) afterwards; this function does not.
   """
@@ -69,8 +69,9 @@ def correlation(f1: jax.Array, f2: jax.Array, *, pad_size: int = 20, kernel_size
   extra_lo = kr
   extra_hi_h = max(0, max_displacement + span_h - kr + dr * stride2 - (height + 2 * pad_size))
   extra_hi_w = max(0, max_displacement + span_w - kr + dr * stride2 - (width + 2 * pad_size))
-  f1 = f1.astype(jnp.float32)
-  f2 = f2.astype(jnp.float32)
+  acc_dtype = jnp.promote_types(f1.dtype, jnp.float32)
+  f1 = f1.astype(acc_dtype)
+  f2 = f2.astype(acc_dtype)
   p1 = jnp.pad(f1, ((0, 0), (pad_size + extra_lo, pad_size + extra_hi_h),
                     (pad_size + extra_lo, pad_size + extra_hi_w), (0, 0)))
   p2 = jnp.pad(f2, ((0, 0), (pad_size + extra_lo, pad_size + extra_hi_h),
@@ -89,7 +90,7 @@ def correlation(f1: jax.Array, f2: jax.Array, *, pad_size: int = 20, kernel_size
              for ii in range(num_d)]
     prods = jnp.stack(prods, axis=-1)  # [B, span_h, span_w, D]
     if kernel_size > 1 or stride1 > 1:
-      prods = jax.lax.reduce_window(prods, 0.0, jax.lax.add,
+      prods = jax.lax.reduce_window(prods, jnp.zeros((), acc_dtype), jax.lax.add,
                                     (1, kernel_size, kernel_size, 1),
                                     (1, stride1, stride1, 1), 'VALID')
     return prods

@@ -128,6 +128,11 @@ def resample2d(image: jax.Array, flow: jax.Array, bilinear: bool = True) -> jax.
   Returns:
     [B, H, W, C], dtype of ``image``.
   """
+  if bilinear and image.dtype == jnp.float64:
+    # ``warp`` computes sample coordinates in float32; a float64 run (the parity tool's
+    # --float64 check) needs them in float64. map_coordinates(order=1, mode='nearest') is the
+    # same edge-replicating bilinear warp.
+    return _warp_float64(image, flow)
   if bilinear:
     return warp_lib.warp(image, flow)
   if image.ndim != 4 or flow.ndim != 4 or flow.shape[-1] != 2 or image.shape[:3] != flow.shape[:3]:
@@ -142,6 +147,23 @@ def resample2d(image: jax.Array, flow: jax.Array, bilinear: bool = True) -> jax.
   index = (yi * width + xi).reshape(batch, height * width, 1)
   flat = image.reshape(batch, height * width, channels)
   return jnp.take_along_axis(flat, index, axis=1).reshape(image.shape)
+
+
+def _warp_float64(image: jax.Array, flow: jax.Array) -> jax.Array:
+  """``warp`` in float64: [B, H, W, C], [B, H, W, 2] pixels -> [B, H, W, C] float64."""
+  if image.ndim != 4 or flow.ndim != 4 or flow.shape[-1] != 2 or image.shape[:3] != flow.shape[:3]:
+    raise ValueError(f'resample2d expects image [B, H, W, C] and flow [B, H, W, 2] of the same '
+                     f'size; got {image.shape} and {flow.shape}')
+  _, height, width, _ = image.shape
+  flow = flow.astype(jnp.float64)
+  ys = jnp.arange(height, dtype=jnp.float64)[None, :, None] + flow[..., 1]
+  xs = jnp.arange(width, dtype=jnp.float64)[None, None, :] + flow[..., 0]
+
+  def one_channel(img2d, y, x):
+    return jax.scipy.ndimage.map_coordinates(img2d, [y, x], order=1, mode='nearest')
+
+  per_channel = jax.vmap(one_channel, in_axes=(2, None, None), out_axes=2)
+  return jax.vmap(per_channel)(image, ys, xs)
 
 
 def _linear_resize_matrix(in_size: int, out_size: int) -> np.ndarray:

@@ -237,7 +237,8 @@ class FlowNet2(nn.Module):
       img1: [B, H, W, 3] the other frame, same range.
 
     Returns:
-      [B, H, W, 2] float32 flow in pixels, (dx, dy): ``resample2d(img1, flow) ~ img0``.
+      [B, H, W, 2] float32 (float64 if ``dtype`` is float64) flow in pixels, (dx, dy):
+      ``resample2d(img1, flow) ~ img0``.
     """
     if img0.ndim != 4 or img0.shape != img1.shape or img0.shape[-1] != 3:
       raise ValueError(f'FlowNet2 expects two [B, H, W, 3] frames; got {img0.shape} and '
@@ -246,11 +247,13 @@ class FlowNet2(nn.Module):
       raise ValueError(f'FlowNet2 needs H and W multiples of 64; got {img0.shape[1:3]} '
                        '(flow.api.compute_flow_and_conf resizes as vid2vid does)')
     height, width = img0.shape[1:3]
+    # Warps, norms, resizes and the correlation run in float32 (float64 in a float64 run).
+    f32 = jnp.promote_types(self.dtype, jnp.float32)
     sow = functools.partial(self.sow, 'intermediates')
     up_bilinear4 = functools.partial(layers.resize_bilinear, height=height, width=width)
     up_nearest4 = functools.partial(layers.upsample_nearest, factor=4)
-    img0 = img0.astype(jnp.float32)
-    img1 = img1.astype(jnp.float32)
+    img0 = img0.astype(f32)
+    img1 = img1.astype(f32)
 
     # Mean of each (sample, channel) over both frames and all pixels.
     rgb_mean = (jnp.mean(img0, axis=(1, 2)) + jnp.mean(img1, axis=(1, 2))) / 2.0
@@ -271,19 +274,19 @@ class FlowNet2(nn.Module):
       sow(f'norm_diff_img0_{suffix}', norm_diff)
       return _concat(x, warped, flow / div, norm_diff)
 
-    flownetc_flow2 = FlowNetC(**kw, name='flownetc')(x).astype(jnp.float32)
+    flownetc_flow2 = FlowNetC(**kw, name='flownetc')(x).astype(f32)
     flownetc_flow = up_bilinear4(flownetc_flow2 * div)
     sow('flownetc_flow2', flownetc_flow2)
     sow('flownetc_flow', flownetc_flow)
 
     flownets1_flow2 = FlowNetS(**kw, name='flownets_1')(branch(flownetc_flow, 'c'))
-    flownets1_flow2 = flownets1_flow2.astype(jnp.float32)
+    flownets1_flow2 = flownets1_flow2.astype(f32)
     flownets1_flow = up_bilinear4(flownets1_flow2 * div)
     sow('flownets1_flow2', flownets1_flow2)
     sow('flownets1_flow', flownets1_flow)
 
     flownets2_flow2 = FlowNetS(**kw, name='flownets_2')(branch(flownets1_flow, 's1'))
-    flownets2_flow2 = flownets2_flow2.astype(jnp.float32)
+    flownets2_flow2 = flownets2_flow2.astype(f32)
     flownets2_flow = up_nearest4(flownets2_flow2 * div)
     norm_flownets2_flow = layers.channel_norm(flownets2_flow)
     warped_img1_s2 = layers.resample2d(img1n, flownets2_flow)
@@ -294,7 +297,7 @@ class FlowNet2(nn.Module):
                         ('diff_flownets2_img1', diff_flownets2_img1)):
       sow(name, value)
 
-    flownetsd_flow2 = FlowNetSD(**kw, name='flownets_d')(x).astype(jnp.float32)
+    flownetsd_flow2 = FlowNetSD(**kw, name='flownets_d')(x).astype(f32)
     # The one branch that divides by div_flow (the original's quirk, kept: the checkpoint's
     # FlowNetSD was trained for it).
     flownetsd_flow = up_nearest4(flownetsd_flow2 / div)
@@ -309,6 +312,6 @@ class FlowNet2(nn.Module):
 
     concat3 = _concat(img0n, flownetsd_flow, flownets2_flow, norm_flownetsd_flow,
                       norm_flownets2_flow, diff_flownetsd_img1, diff_flownets2_img1)
-    flow = FlowNetFusion(**kw, name='flownetfusion')(concat3).astype(jnp.float32)
+    flow = FlowNetFusion(**kw, name='flownetfusion')(concat3).astype(f32)
     sow('flow', flow)
     return flow

@@ -1,0 +1,570 @@
+"""Import of original vid2vid checkpoints: opt.txt + ``.pth`` state_dicts -> config + variables.
+
+An original checkpoint folder holds ``opt.txt`` and ``{epoch}_net_G{s}.pth`` (one per spatial
+scale, s = 0 the coarsest), optionally ``{epoch}_net_D.pth``, ``{epoch}_net_D_f.pth`` (face D)
+and ``{epoch}_net_D_T{s}.pth`` (temporal Ds); a first-frame (pix2pixHD) folder holds
+``{epoch}_net_G.pth`` with netG 'global' or 'local'.
+
+The mapping is strict: an unexpected key, a missing key or a shape mismatch raises ValueError
+naming the key; so does an option we cannot reproduce. Norm buffers (running_mean, running_var,
+num_batches_tracked) are accepted and dropped: the original always normalises with the current
+input's statistics, so they never affect its outputs (spec 8.1).
+
+Returned variables: ``{'generator': {'params': ...}, 'discriminator': ..., 'face_discriminator':
+..., 'temporal_discriminator_{s}': ..., 'first_frame_generator': ...}`` (present networks only).
+Layout: NHWC activations, HWIO conv kernels; transposed convs store ``[kH, kW, C_in, C_out]``
+(``layers.UpConv``).
+"""
+
+import ast
+from collections.abc import Mapping, Sequence
+import math
+import os
+import pathlib
+import re
+from typing import Any
+
+from absl import logging
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from configs import default as default_config
+from vid2vid_jax.models import builders
+
+StateDict = Mapping[str, np.ndarray]
+PathLike = str | os.PathLike
+_BUFFER_SUFFIXES = ('running_mean', 'running_var', 'num_batches_tracked')
+
+# ---------------------------------------------------------------- options -> config
+
+# Options that never influence what we build or train (display, paths of the old run, ...).
+_IGNORED_OPTIONS = frozenset({
+    'name', 'checkpoints_dir', 'gpu_ids', 'n_gpus_gen', 'isTrain', 'model', 'debug', 'no_html',
+    'display_id', 'display_winsize', 'tf_log', 'pool_size', 'ntest', 'local_rank', 'continue_train',
+    'which_epoch', 'fp16', 'aspect_ratio', 'save_epoch_freq', 'use_real_img', 'phase'})
+
+# (option, config field, kind): kind converts the option value to the field's type.
+_OPTION_FIELDS = (
+    ('dataroot', 'data.root', str), ('batchSize', 'data.batch_size', int),
+    ('loadSize', 'data.load_size', int), ('fineSize', 'data.fine_size', int),
+    ('resize_or_crop', 'data.resize_or_crop', str), ('label_nc', 'data.label_nc', int),
+    ('input_nc', 'data.input_nc', int), ('output_nc', 'data.output_nc', int),
+    ('use_instance', 'data.use_instance', bool), ('n_frames_total', 'data.n_frames_total', int),
+    ('max_t_step', 'data.max_t_step', int), ('nThreads', 'data.num_parallel_calls', int),
+    ('no_canny_edge', 'data.face.no_canny_edge', bool),
+    ('no_dist_map', 'data.face.no_dist_map', bool),
+    ('random_scale_points', 'data.face.random_scale_points', bool),
+    ('densepose_only', 'data.pose.densepose_only', bool),
+    ('openpose_only', 'data.pose.openpose_only', bool),
+    ('remove_face_labels', 'data.pose.remove_face_labels', bool),
+    ('random_drop_prob', 'data.pose.random_drop_prob', float),
+    ('basic_point_only', 'data.pose.basic_point_only', bool),
+    ('ngf', 'model.generator.ngf', int), ('n_blocks', 'model.generator.n_blocks', int),
+    ('n_blocks_local', 'model.generator.n_blocks_local', int),
+    ('n_downsample_G', 'model.generator.n_downsample_G', int),
+    ('norm', 'model.generator.norm', str), ('n_frames_G', 'model.generator.n_frames_G', int),
+    ('n_scales_spatial', 'model.generator.n_scales_spatial', int),
+    ('fg', 'model.generator.fg', bool), ('no_flow', 'model.generator.no_flow', bool),
+    ('ndf', 'model.discriminator.ndf', int), ('n_layers_D', 'model.discriminator.n_layers_D', int),
+    ('num_D', 'model.discriminator.num_D', int),
+    ('n_frames_D', 'model.discriminator.n_frames_D', int),
+    ('n_scales_temporal', 'model.discriminator.n_scales_temporal', int),
+    ('sparse_D', 'model.discriminator.sparse_D', bool),
+    ('add_face_disc', 'model.discriminator.add_face_disc', bool),
+    ('gan_mode', 'loss.gan_mode', str), ('lambda_feat', 'loss.lambda_feat', float),
+    ('lambda_T', 'loss.lambda_T', float), ('lambda_F', 'loss.lambda_F', float),
+    ('lr', 'train.lr', float), ('beta1', 'train.beta1', float), ('TTUR', 'train.ttur', bool),
+    ('niter', 'train.niter', int), ('niter_decay', 'train.niter_decay', int),
+    ('niter_step', 'train.niter_step', int), ('niter_fix_global', 'train.niter_fix_global', int),
+    ('max_frames_per_gpu', 'train.max_frames_per_gpu', int),
+    ('max_frames_backpropagate', 'train.max_frames_backpropagate', int),
+    ('load_pretrain', 'train.init_from', str), ('print_freq', 'train.log_every_steps', int),
+    ('display_freq', 'train.image_every_steps', int),
+    ('save_latest_freq', 'train.checkpoint_every_steps', int),
+    ('n_local_enhancers', 'first_frame.n_local_enhancers', int),
+    ('label_feat', 'first_frame.label_feat', bool), ('feat_num', 'first_frame.feat_num', int),
+    ('nef', 'first_frame.nef', int), ('load_features', 'first_frame.load_features', bool),
+    ('netE', 'first_frame.netE', str), ('n_downsample_E', 'first_frame.n_downsample_E', int),
+    ('how_many', 'eval.how_many', int), ('start_frame', 'eval.start_frame', int),
+    ('results_dir', 'eval.results_dir', str),
+)
+# Handled by hand in config_from_options.
+_SPECIAL_OPTIONS = frozenset({
+    'netG', 'fg_labels', 'dataset_mode', 'no_flip', 'serial_batches', 'max_dataset_size',
+    'no_vgg', 'no_ganFeat', 'no_first_img', 'use_single_G'})
+SINGLE_IMAGE_NETS = ('global', 'local')
+
+
+def _parse_value(text: str) -> Any:
+  text = text.strip()
+  if text in ('True', 'False'):
+    return text == 'True'
+  if text in ('inf', '-inf'):
+    return float(text)
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+
+
+def read_opt_txt(path: PathLike) -> dict[str, Any]:
+  """Parses an original ``opt.txt`` (``name: value`` lines between the banner lines).
+
+  Returns:
+    option name -> value (bool, int, float, list or str as written).
+  """
+  options = {}
+  for line in pathlib.Path(path).read_text().splitlines():
+    if line.startswith('---') or ':' not in line:
+      continue
+    name, _, value = line.partition(':')
+    options[name.strip()] = _parse_value(value)
+  if not options:
+    raise ValueError(f'{path}: no options found (expected "name: value" lines)')
+  return options
+
+
+def _convert(name: str, value: Any, kind: type) -> Any:
+  if isinstance(value, str) and kind is not str:
+    value = _parse_value(value)
+  try:
+    if kind is bool:
+      if not isinstance(value, (bool, int, np.bool_)):
+        raise TypeError
+      return bool(value)
+    if kind is int:
+      if isinstance(value, float) and not value.is_integer():
+        raise TypeError
+      return int(value)
+    return kind(value)
+  except (TypeError, ValueError):
+    raise ValueError(f'option {name}: cannot read {value!r} as {kind.__name__}') from None
+
+
+def _set(config: ml_collections.ConfigDict, field: str, value: Any) -> None:
+  *parents, leaf = field.split('.')
+  node = config
+  for parent in parents:
+    node = node[parent]
+  node[leaf] = value
+
+
+def _int_list(name: str, value: Any) -> tuple[int, ...]:
+  if isinstance(value, str):
+    value = [v for v in re.split(r'[,\s\[\]]+', value) if v]
+  if isinstance(value, (int, np.integer)):
+    value = [value]
+  return tuple(_convert(name, v, int) for v in value)
+
+
+def config_from_options(options: Mapping[str, Any]) -> ml_collections.ConfigDict:
+  """Our config for an original run's options (``read_opt_txt`` or a plain mapping).
+
+  Starts from configs/default.get_config() (the original's defaults) and sets every mapped field;
+  options absent from ``options`` keep the original default.
+
+  Raises:
+    ValueError: naming the option, for a value we cannot read or an unsupported choice
+      (netG other than composite/global/local, a norm other than batch/instance, fg without
+      label maps, fg_labels outside label_nc, pix2pixHD feature options, ...).
+  """
+  config = default_config.get_config()
+  for name, field, kind in _OPTION_FIELDS:
+    if name in options:
+      _set(config, field, _convert(name, options[name], kind))
+  unknown = set(options) - {n for n, _, _ in _OPTION_FIELDS} - _SPECIAL_OPTIONS - _IGNORED_OPTIONS
+  if unknown:
+    logging.warning('ignoring unknown original options: %s', sorted(unknown))
+
+  get = lambda name, default, kind: _convert(name, options.get(name, default), kind)
+  data, g, d = config.data, config.model.generator, config.model.discriminator
+  net = get('netG', 'composite', str)
+  if net in SINGLE_IMAGE_NETS:
+    f = config.first_frame
+    f.net, f.ngf, f.n_downsample, f.n_blocks = net, g.ngf, g.n_downsample_G, g.n_blocks
+    f.n_blocks_local = g.n_blocks_local
+    if f.label_feat or f.load_features:
+      raise ValueError('options label_feat / load_features (pix2pixHD feature encoder) are not '
+                       'supported')
+  elif net != 'composite':
+    raise ValueError(f"option netG={net!r} is not supported (composite, global or local)")
+  mode = get('dataset_mode', 'temporal', str)
+  if mode in ('temporal', 'test'):
+    data.layout = 'street' if data.label_nc > 0 else 'video'
+  elif mode in ('face', 'pose'):
+    data.layout = mode
+  else:
+    raise ValueError(f'option dataset_mode={mode!r} is not supported (temporal, test, face, pose)')
+  data.flip = not get('no_flip', False, bool)
+  data.shuffle = not get('serial_batches', False, bool)
+  max_size = get('max_dataset_size', math.inf, float)
+  data.max_dataset_size = -1 if math.isinf(max_size) else int(max_size)
+  config.loss.use_vgg = not get('no_vgg', False, bool)
+  config.loss.use_gan_feat = not get('no_ganFeat', False, bool)
+  if get('no_first_img', False, bool):
+    config.first_frame.mode = 'generate'
+  elif get('use_single_G', False, bool):
+    config.first_frame.mode = 'single_g'
+  if 'fg_labels' in options:
+    g.fg_labels = _int_list('fg_labels', options['fg_labels'])
+  if data.pose.openpose_only:
+    g.no_flow = True  # the original forces it (spec 1.1)
+
+  if g.norm not in ('batch', 'instance'):
+    raise ValueError(f"option norm={g.norm!r} is not supported (batch or instance)")
+  for name, value in (('n_frames_G', g.n_frames_G), ('n_scales_spatial', g.n_scales_spatial),
+                      ('ngf', g.ngf), ('num_D', d.num_D), ('n_layers_D', d.n_layers_D),
+                      ('n_frames_D', d.n_frames_D), ('output_nc', data.output_nc)):
+    if value < 1:
+      raise ValueError(f'option {name}={value} must be >= 1')
+  if g.n_frames_G < 2 and net == 'composite':
+    raise ValueError(f'option n_frames_G={g.n_frames_G}: the sequential generator needs >= 2')
+  if data.label_nc < 0 or (data.label_nc == 0 and data.input_nc < 1):
+    raise ValueError(f'options label_nc={data.label_nc}, input_nc={data.input_nc}: no input')
+  if g.fg and net == 'composite':
+    if data.label_nc == 0:
+      raise ValueError('option fg needs label maps (label_nc > 0)')
+    bad = [i for i in g.fg_labels if not 0 <= i < data.label_nc]
+    if bad:
+      raise ValueError(f'option fg_labels={list(g.fg_labels)}: {bad} outside label_nc='
+                       f'{data.label_nc}')
+  if g.ngf % 2 ** (g.n_scales_spatial - 1):
+    raise ValueError(f'option ngf={g.ngf} is not divisible by 2**(n_scales_spatial-1)')
+  return config
+
+
+# ---------------------------------------------------------------- state_dict -> params
+
+
+class _KeyMap:
+  """Original state_dict key -> (our param path, layout) for one network."""
+
+  def __init__(self):
+    self.params: dict[str, tuple[tuple[str, ...], str]] = {}
+    self.buffers: set[str] = set()
+
+  def conv(self, key: str, path: tuple[str, ...], transposed: bool = False) -> None:
+    self.params[f'{key}.weight'] = (path + ('kernel',), 'iokk' if transposed else 'oikk')
+    self.params[f'{key}.bias'] = (path + ('bias',), 'vector')
+
+  def norm(self, key: str, path: tuple[str, ...], kind: str) -> None:
+    if kind == 'batch':
+      self.params[f'{key}.weight'] = (path + ('scale',), 'vector')
+      self.params[f'{key}.bias'] = (path + ('bias',), 'vector')
+    self.buffers.update(f'{key}.{suffix}' for suffix in _BUFFER_SUFFIXES)
+
+  def resblock(self, key: str, path: tuple[str, ...], kind: str) -> None:
+    self.conv(f'{key}.conv_block.1', path + ('conv1',))
+    self.norm(f'{key}.conv_block.2', path + ('norm1',), kind)
+    self.conv(f'{key}.conv_block.5', path + ('conv2',))
+    self.norm(f'{key}.conv_block.6', path + ('norm2',), kind)
+
+  def down_path(self, key: str, path: tuple[str, ...], n_down: int, n_res: int,
+                kind: str) -> None:
+    """layers.DownPath from a Sequential [ReflPad, Conv, Norm, ReLU, (Conv, Norm, ReLU)*n, Res*m]."""
+    self.conv(f'{key}.1', path + ('stem',))
+    self.norm(f'{key}.2', path + ('stem_norm',), kind)
+    for i in range(n_down):
+      self.conv(f'{key}.{4 + 3 * i}', path + (f'down{i}',))
+      self.norm(f'{key}.{5 + 3 * i}', path + (f'down{i}_norm',), kind)
+    for j in range(n_res):
+      self.resblock(f'{key}.{4 + 3 * n_down + j}', path + (f'res{j}',), kind)
+
+  def up_path(self, res_key: str, res_start: int, up_key: str, up_start: int,
+              path: tuple[str, ...], n_res: int, n_up: int, kind: str) -> None:
+    """layers.UpPath from residual blocks at res_key.{res_start + j} and [ConvT, Norm, ReLU]
+    triples at up_key.{up_start + 3i}."""
+    for j in range(n_res):
+      self.resblock(f'{res_key}.{res_start + j}', path + (f'res{j}',), kind)
+    for i in range(n_up):
+      self.conv(f'{up_key}.{up_start + 3 * i}', path + (f'up{i}',), transposed=True)
+      self.norm(f'{up_key}.{up_start + 3 * i + 1}', path + (f'up{i}_norm',), kind)
+
+
+def _to_ours(value: np.ndarray, layout: str) -> np.ndarray:
+  value = np.asarray(value, dtype=np.float32)
+  if layout == 'oikk':  # Conv2d (C_out, C_in, kH, kW) -> HWIO
+    return value.transpose(2, 3, 1, 0) if value.ndim == 4 else value
+  if layout == 'iokk':  # ConvTranspose2d (C_in, C_out, kH, kW) -> (kH, kW, C_in, C_out)
+    return value.transpose(2, 3, 0, 1) if value.ndim == 4 else value
+  return value
+
+
+def _strip_module_prefix(state_dict: StateDict) -> StateDict:
+  if state_dict and all(k.startswith('module.') for k in state_dict):
+    return {k[len('module.'):]: v for k, v in state_dict.items()}
+  return state_dict
+
+
+def _apply_keymap(state_dict: StateDict, keymap: _KeyMap, expected: Any, what: str) -> dict:
+  """Converts ``state_dict`` with ``keymap`` and checks it against the abstract ``expected``
+  params tree (from jax.eval_shape); returns {'params': tree}."""
+  state_dict = _strip_module_prefix(state_dict)
+  flat_expected = flax.traverse_util.flatten_dict(expected)
+  mapped_paths = {path for path, _ in keymap.params.values()}
+  if mapped_paths != set(flat_expected):  # an importer bug, not a checkpoint problem
+    raise ValueError(f'{what}: key map and module disagree on '
+                     f'{sorted(mapped_paths ^ set(flat_expected))[:5]}')
+  flat = {}
+  for key in sorted(state_dict):
+    value = np.asarray(state_dict[key])
+    if key in keymap.buffers:
+      continue
+    if key not in keymap.params:
+      raise ValueError(f'{what}: unexpected key {key!r} in the state_dict')
+    path, layout = keymap.params[key]
+    converted = _to_ours(value, layout)
+    want = tuple(flat_expected[path].shape)
+    if converted.shape != want:
+      raise ValueError(f'{what}: key {key!r} has shape {tuple(value.shape)}, which does not fit '
+                       f'{"/".join(path)} of shape {want} (check the options)')
+    flat[path] = converted
+  missing = sorted(k for k in keymap.params if k not in state_dict)
+  if missing:
+    raise ValueError(f'{what}: missing key {missing[0]!r} in the state_dict'
+                     + (f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''))
+  return {'params': flax.traverse_util.unflatten_dict(flat)}
+
+
+def _abstract_params(module: Any, *args: Any) -> Any:
+  shapes = jax.eval_shape(module.init, jax.random.key(0), *args)
+  return shapes['params']
+
+
+def _composite_keymap(n_down: int, n_blocks: int, fg: bool, no_flow: bool, kind: str) -> _KeyMap:
+  km = _KeyMap()
+  n_enc = n_blocks - n_blocks // 2
+  n_dec = n_blocks // 2
+  km.down_path('model_down_seg', ('label_encoder',), n_down, n_enc, kind)
+  km.down_path('model_down_img', ('prev_encoder',), n_down, n_enc, kind)
+  km.up_path('model_res_img', 0, 'model_up_img', 0, ('img_decoder',), n_dec, n_down, kind)
+  km.conv('model_final_img.1', ('img_head',))
+  if not no_flow:
+    km.up_path('model_res_flow', 0, 'model_up_flow', 0, ('flow_decoder',), n_dec, n_down, kind)
+    km.conv('model_final_flow.1', ('flow_head',))
+    km.conv('model_final_w.1', ('weight_head',))
+  if fg:
+    km.down_path('indv_down', ('fg_encoder',), n_down, 0, kind)
+    km.up_path('indv_res', 0, 'indv_up', 0, ('fg_decoder',), n_blocks, n_down, kind)
+    km.conv('indv_final.1', ('fg_head',))
+  return km
+
+
+def _local_keymap(n_blocks_local: int, fg: bool, no_flow: bool, kind: str) -> _KeyMap:
+  km = _KeyMap()
+  nbl = n_blocks_local
+  km.down_path('model_down_seg', ('label_encoder',), 1, 0, kind)
+  km.down_path('model_down_img', ('prev_encoder',), 1, 0, kind)
+  km.up_path('model_up_img', 0, 'model_up_img', nbl, ('img_decoder',), nbl, 1, kind)
+  km.conv('model_final_img.1', ('img_head',))
+  if not no_flow:
+    km.up_path('model_up_flow', 0, 'model_up_flow', nbl, ('flow_decoder',), nbl, 1, kind)
+    km.conv('model_final_flow.1', ('flow_head',))
+    km.conv('model_final_w.1', ('weight_head',))
+  if fg:
+    km.down_path('indv_down', ('fg_encoder',), 1, 0, kind)
+    km.up_path('indv_up', 0, 'indv_up', nbl, ('fg_decoder',), nbl, 1, kind)
+    km.conv('indv_final.1', ('fg_head',))
+  return km
+
+
+def generator_variables(state_dicts: Sequence[StateDict],
+                        config: ml_collections.ConfigDict) -> dict:
+  """Variables of ``builders.generator_from_config(config)`` from the original's netG{s}.
+
+  Args:
+    state_dicts: one per spatial scale, index s = 0 the coarsest (``latest_net_G0.pth``).
+    config: from ``config_from_options``.
+
+  Returns:
+    {'params': {'scale0': ..., 'scale1': ...}} float32 NumPy arrays.
+  """
+  g = config.model.generator
+  if len(state_dicts) != g.n_scales_spatial:
+    raise ValueError(f'option n_scales_spatial={g.n_scales_spatial} needs that many generator '
+                     f'state_dicts (net_G0..); got {len(state_dicts)}')
+  model = builders.generator_from_config(config)
+  expected = _abstract_params(model, *_generator_dummy_inputs(config))
+  params = {}
+  for s, state_dict in enumerate(state_dicts):
+    if s == 0:
+      km = _composite_keymap(g.n_downsample_G, g.n_blocks, g.fg, g.no_flow, g.norm)
+    else:
+      km = _local_keymap(g.n_blocks_local, g.fg, g.no_flow, g.norm)
+    params[f'scale{s}'] = _apply_keymap(state_dict, km, expected[f'scale{s}'], f'net_G{s}')[
+        'params']
+  return {'params': params}
+
+
+def _generator_dummy_inputs(config: ml_collections.ConfigDict) -> tuple:
+  g = config.model.generator
+  side = 4 * 2 ** g.n_downsample_G
+  conds, prevs, masks = [], [], []
+  for s in range(g.n_scales_spatial):
+    size = side * 2**s
+    conds.append(jax.ShapeDtypeStruct((1, g.n_frames_G, size, size,
+                                       builders.cond_channels(config)), jnp.float32))
+    prevs.append(jax.ShapeDtypeStruct((1, g.n_frames_G - 1, size, size, config.data.output_nc),
+                                      jnp.float32))
+    masks.append(jax.ShapeDtypeStruct((1, size, size, 1), jnp.float32))
+  return conds, prevs, masks if g.fg else None
+
+
+def first_frame_variables(state_dict: StateDict, config: ml_collections.ConfigDict) -> dict:
+  """Variables of ``builders.first_frame_generator_from_config(config)`` from a pix2pixHD
+  ``net_G.pth`` (global: one Sequential ``model``; local: ``model`` + ``model{n}_1/_2``)."""
+  f = config.first_frame
+  kind = config.model.generator.norm
+  model = builders.first_frame_generator_from_config(config)
+  levels = f.n_local_enhancers if f.net == 'local' else 0
+  side = 4 * 2 ** (f.n_downsample + levels)
+  expected = _abstract_params(model, jax.ShapeDtypeStruct(
+      (1, side, side, builders.cond_channels(config)), jnp.float32))
+  km = _KeyMap()
+  nd, nb = f.n_downsample, f.n_blocks
+  root = ('global_generator',) if f.net == 'local' else ()
+  km.down_path('model', root + ('encoder',), nd, nb, kind)
+  km.up_path('model', 0, 'model', 4 + 3 * nd + nb, root + ('decoder',), 0, nd, kind)
+  if f.net == 'global':
+    km.conv(f'model.{4 + 6 * nd + nb + 1}', ('head',))
+  else:
+    nbl = f.n_blocks_local
+    for n in range(1, f.n_local_enhancers + 1):
+      km.down_path(f'model{n}_1', (f'enhancer{n}_encoder',), 1, 0, kind)
+      km.up_path(f'model{n}_2', 0, f'model{n}_2', nbl, (f'enhancer{n}_decoder',), nbl, 1, kind)
+    km.conv(f'model{f.n_local_enhancers}_2.{nbl + 4}', ('head',))
+  return _apply_keymap(state_dict, km, expected, f'net_G ({f.net})')
+
+
+def discriminator_variables(state_dict: StateDict, *, input_nc: int, ndf: int, n_layers: int,
+                            num_D: int, norm: str, intermediate_features: bool = True,
+                            what: str = 'net_D') -> dict:
+  """Variables of ``MultiscaleDiscriminator(ndf, n_layers, num_D, norm)`` from an original
+  multi-scale D state_dict (``scale{i}_layer{j}.*`` with getIntermFeat, else ``layer{i}.*``).
+
+  Args:
+    state_dict: the original's tensors.
+    input_nc: D input channels (checked against the first conv).
+    ndf, n_layers, num_D, norm: the original's ndf, n_layers_D, num_D, norm.
+    intermediate_features: the original's getIntermFeat (not no_ganFeat).
+    what: name used in error messages.
+  """
+  from vid2vid_jax.models import discriminator as disc_lib  # pylint: disable=g-import-not-at-top
+  model = disc_lib.MultiscaleDiscriminator(ndf, n_layers, num_D, norm)
+  side = 8 * 2 ** num_D
+  expected = _abstract_params(model, jax.ShapeDtypeStruct((1, side, side, input_nc),
+                                                          jnp.float32))
+  km = _KeyMap()
+  for k in range(num_D):
+    orig = num_D - 1 - k  # the original's sub-D num_D-1 sees full resolution
+    for j in range(n_layers + 2):
+      if intermediate_features:
+        conv_key, norm_key = f'scale{orig}_layer{j}.0', f'scale{orig}_layer{j}.1'
+      else:  # one flat Sequential: [conv, lrelu], then [conv, norm, lrelu]..., last conv
+        base = 0 if j == 0 else 2 + 3 * (j - 1)
+        conv_key, norm_key = f'layer{orig}.{base}', f'layer{orig}.{base + 1}'
+      km.conv(conv_key, (f'd{k}', f'conv{j}'))
+      if 1 <= j <= n_layers:
+        km.norm(norm_key, (f'd{k}', f'norm{j}'), norm)
+  return _apply_keymap(state_dict, km, expected, what)
+
+
+# ---------------------------------------------------------------- files
+
+
+def read_state_dict(path: PathLike) -> dict[str, np.ndarray]:
+  """Tensors of a ``.pth`` (torch zip or legacy format, read safely without torch by
+  vid2vid_jax.pth) or of an ``.npz`` holding the same keys."""
+  path = pathlib.Path(path)
+  if path.suffix == '.npz':
+    with np.load(path, allow_pickle=False) as npz:
+      return {k: npz[k] for k in npz.files}
+  from vid2vid_jax import pth  # pylint: disable=g-import-not-at-top
+  return {k: np.asarray(v) for k, v in pth.load_state_dict(path).items()}
+
+
+def import_state_dicts(state_dicts: Mapping[str, StateDict], options: Mapping[str, Any]
+                       ) -> tuple[ml_collections.ConfigDict, dict]:
+  """Config and variables from in-memory state_dicts plus the run's options.
+
+  Args:
+    state_dicts: by the original's file tag: 'G0', 'G1', ... (sequential generator, all scales
+      required), 'G' (single-image generator, netG global/local), and optionally 'D', 'D_f',
+      'D_T0', 'D_T1', ...
+    options: original option name -> value (``read_opt_txt`` or typed values).
+
+  Returns:
+    (config, variables) as described in the module docstring.
+  """
+  config = config_from_options(options)
+  unknown = [t for t in state_dicts if not re.fullmatch(r'G\d*|D|D_f|D_T\d+', t)]
+  if unknown:
+    raise ValueError(f'unknown network tag(s) {unknown}; expected G0.., G, D, D_f, D_T0..')
+  variables = {}
+  net = config.first_frame.net if str(options.get('netG', 'composite')) in SINGLE_IMAGE_NETS \
+      else 'composite'
+  if net == 'composite':
+    if 'G' in state_dicts:
+      raise ValueError("a 'G' state_dict needs option netG global or local")
+    n = config.model.generator.n_scales_spatial
+    extra = [t for t in state_dicts if re.fullmatch(r'G\d+', t) and int(t[1:]) >= n]
+    if extra:
+      raise ValueError(f'state_dicts {extra} beyond option n_scales_spatial={n}')
+    missing = [f'G{s}' for s in range(n) if f'G{s}' not in state_dicts]
+    if missing:
+      raise ValueError(f'missing generator state_dict(s) {missing} for n_scales_spatial={n}')
+    variables['generator'] = generator_variables([state_dicts[f'G{s}'] for s in range(n)],
+                                                 config)
+  else:
+    if 'G' not in state_dicts:
+      raise ValueError(f"option netG={net!r} needs a 'G' state_dict (net_G.pth)")
+    variables['first_frame_generator'] = first_frame_variables(state_dicts['G'], config)
+  d = config.model.discriminator
+  channels = builders.discriminator_input_channels(config)
+  common = dict(ndf=d.ndf, n_layers=d.n_layers_D, norm=config.model.generator.norm,
+                intermediate_features=config.loss.use_gan_feat)
+  for tag, state_dict in sorted(state_dicts.items()):
+    if tag == 'D':
+      variables['discriminator'] = discriminator_variables(
+          state_dict, input_nc=channels['image'], num_D=d.num_D, what='net_D', **common)
+    elif tag == 'D_f':
+      variables['face_discriminator'] = discriminator_variables(
+          state_dict, input_nc=channels['face'], num_D=max(1, d.num_D - 2), what='net_D_f',
+          **common)
+    elif tag.startswith('D_T'):
+      s = int(tag[3:])
+      if s >= d.n_scales_temporal:
+        raise ValueError(f'{tag}: beyond option n_scales_temporal={d.n_scales_temporal}')
+      variables[f'temporal_discriminator_{s}'] = discriminator_variables(
+          state_dict, input_nc=channels['temporal'], num_D=d.num_D, what=f'net_{tag}', **common)
+  return config, variables
+
+
+def import_checkpoint_dir(ckpt_dir: PathLike, which_epoch: str = 'latest'
+                          ) -> tuple[ml_collections.ConfigDict, dict]:
+  """Reads an original checkpoint folder (opt.txt + ``{which_epoch}_net_*.pth``).
+
+  Every ``{which_epoch}_net_{tag}.pth`` of the folder is imported (G0.. or G, D, D_f, D_T{s});
+  a file we do not recognise is an error.
+
+  Returns:
+    (config, variables), see ``import_state_dicts``.
+  """
+  ckpt_dir = pathlib.Path(ckpt_dir)
+  opt_path = ckpt_dir / 'opt.txt'
+  if not opt_path.is_file():
+    raise ValueError(f'{ckpt_dir}: no opt.txt')
+  options = read_opt_txt(opt_path)
+  prefix = f'{which_epoch}_net_'
+  files = sorted(ckpt_dir.glob(f'{prefix}*.pth'))
+  if not files:
+    raise ValueError(f'{ckpt_dir}: no {prefix}*.pth files')
+  state_dicts = {}
+  for path in files:
+    tag = path.name[len(prefix):-len('.pth')]
+    logging.info('reading %s', path)
+    state_dicts[tag] = read_state_dict(path)
+  return import_state_dicts(state_dicts, options)

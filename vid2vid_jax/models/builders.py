@@ -1,0 +1,93 @@
+"""Config -> network modules, in one place (STYLE.md: config stops at the builders).
+
+The modules themselves take explicit dataclass fields; these functions are the only code that
+reads ``config.model.*`` / ``config.data.*`` / ``config.first_frame.*`` to fill them. They only
+read attributes (no ml_collections import), so tests may pass any object with the same fields.
+"""
+
+from typing import Any
+
+import jax.numpy as jnp
+
+from vid2vid_jax.models import discriminator as disc_lib
+from vid2vid_jax.models import first_frame as first_frame_lib
+from vid2vid_jax.models import generator as generator_lib
+
+_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+
+
+def activation_dtype(config: Any) -> Any:
+  """config.model.dtype ('float32' | 'bfloat16') -> the jnp dtype."""
+  name = config.model.dtype
+  if name not in _DTYPES:
+    raise ValueError(f"model.dtype must be one of {sorted(_DTYPES)}; got {name!r}")
+  return _DTYPES[name]
+
+
+def cond_channels(config: Any) -> int:
+  """Channels of one conditioning frame: label_nc one-hot (or input_nc) + 1 edge channel if
+  use_instance (spec 1.1)."""
+  data = config.data
+  base = data.label_nc if data.label_nc != 0 else data.input_nc
+  return base + (1 if data.use_instance else 0)
+
+
+def generator_from_config(config: Any) -> generator_lib.MultiScaleGenerator:
+  """The sequential generator (all spatial scales) of ``config.model.generator``."""
+  g = config.model.generator
+  if g.net != 'composite':
+    raise ValueError(f"model.generator.net must be 'composite'; got {g.net!r}")
+  if g.n_scales_spatial < 1:
+    raise ValueError(f'model.generator.n_scales_spatial must be >= 1; got {g.n_scales_spatial}')
+  if g.fg and config.data.label_nc == 0:
+    raise ValueError('model.generator.fg needs label maps (data.label_nc > 0)')
+  return generator_lib.MultiScaleGenerator(
+      n_scales=g.n_scales_spatial, ngf=g.ngf, n_downsample=g.n_downsample_G,
+      n_blocks=g.n_blocks, n_blocks_local=g.n_blocks_local, norm=g.norm,
+      output_nc=config.data.output_nc, fg=g.fg, no_flow=g.no_flow,
+      dtype=activation_dtype(config))
+
+
+def first_frame_generator_from_config(
+    config: Any) -> first_frame_lib.GlobalGenerator | first_frame_lib.LocalEnhancer:
+  """The single-image first-frame generator of ``config.first_frame`` (norm from the G's)."""
+  f = config.first_frame
+  common = dict(norm=config.model.generator.norm, output_nc=config.data.output_nc,
+                dtype=activation_dtype(config))
+  if f.net == 'global':
+    return first_frame_lib.GlobalGenerator(f.ngf, f.n_downsample, f.n_blocks, **common)
+  if f.net == 'local':
+    return first_frame_lib.LocalEnhancer(f.ngf, f.n_downsample, f.n_blocks, f.n_local_enhancers,
+                                         f.n_blocks_local, **common)
+  raise ValueError(f"first_frame.net must be 'global' or 'local'; got {f.net!r}")
+
+
+def image_discriminator_from_config(config: Any) -> disc_lib.MultiscaleDiscriminator:
+  """The conditional image D; its input is concat(cond frame, image): cond_channels +
+  output_nc channels."""
+  d = config.model.discriminator
+  return disc_lib.MultiscaleDiscriminator(d.ndf, d.n_layers_D, d.num_D,
+                                          config.model.generator.norm,
+                                          activation_dtype(config))
+
+
+def face_discriminator_from_config(config: Any) -> disc_lib.MultiscaleDiscriminator:
+  """The face D: as the image D with max(1, num_D - 2) scales (spec 2.3)."""
+  d = config.model.discriminator
+  return disc_lib.MultiscaleDiscriminator(d.ndf, d.n_layers_D, max(1, d.num_D - 2),
+                                          config.model.generator.norm,
+                                          activation_dtype(config))
+
+
+def temporal_discriminator_from_config(config: Any) -> disc_lib.MultiscaleDiscriminator:
+  """One temporal D (one per temporal scale; all have this architecture). Input channels:
+  output_nc * n_frames_D + 2 * (n_frames_D - 1)."""
+  return image_discriminator_from_config(config)
+
+
+def discriminator_input_channels(config: Any) -> dict[str, int]:
+  """Input channels of the image / face D ('image', 'face') and the temporal Ds ('temporal')."""
+  d = config.model.discriminator
+  image = cond_channels(config) + config.data.output_nc
+  return dict(image=image, face=image,
+              temporal=config.data.output_nc * d.n_frames_D + 2 * (d.n_frames_D - 1))
