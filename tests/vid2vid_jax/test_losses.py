@@ -264,3 +264,24 @@ def test_loss_weights_from_config():
   config.first_frame.mode = 'generate'
   w = losses.loss_weights_from_config(config)
   assert w.gan_mode == 'ls' and w.use_mask_loss
+
+
+def test_jitted_total_has_finite_gradients_into_generator_outputs():
+  prev, cur, flow, conf = _shifted_pair()
+  preds, _ = _toy_preds()
+  w = losses.LossWeights(n_layers_D=1, use_mask_loss=True)
+
+  @jax.jit
+  def loss_fn(fake, flow_g, weight, vgg_scale):
+    vgg_fn = lambda x, y: vgg_scale * _vgg_stub(x, y)  # stands in for partial(vgg_loss, params)
+    d_fake = [[m + jnp.mean(fake) for m in s] for s in preds]
+    terms = losses.generator_loss_terms(
+        w, real=cur, fake=fake, fake_raw=fake, d_real=preds, d_fake=d_fake, d_fake_raw=d_fake,
+        vgg_fn=vgg_fn, flow=flow_g, weight=weight, real_prev=prev, fake_prev=prev,
+        flow_ref=flow, conf_ref=conf)
+    return losses.total_generator_loss(terms)
+
+  args = (cur + 0.1, flow + 0.3, jnp.full(conf.shape, 0.5), jnp.float32(1.0))
+  grads = jax.grad(loss_fn, argnums=(0, 1, 2))(*args)
+  for g in grads:
+    assert bool(jnp.all(jnp.isfinite(g))) and float(jnp.abs(g).max()) > 0.0
