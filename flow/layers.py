@@ -173,11 +173,13 @@ def _linear_resize_matrix(in_size: int, out_size: int) -> np.ndarray:
   ``area_pixel_compute_source_index``); the upper tap is clamped to ``in - 1``. No antialiasing,
   also when downsampling (``nn.Upsample`` / ``F.interpolate`` without ``antialias``).
   """
-  scale = np.float32(in_size) / np.float32(out_size)
-  # PyTorch computes the coordinate in float32 (accscalar_t for float inputs); follow it so the
-  # weights agree to the last bit.
-  src = np.maximum((np.arange(out_size, dtype=np.float32) + np.float32(0.5))
-                   * np.float32(scale) - np.float32(0.5), np.float32(0.0))
+  # PyTorch (2.x CPU) rounds the scale to float32, then evaluates (dst + 0.5) * scale - 0.5 with
+  # a single rounding (fused multiply-add); doing the same here reproduces its weights bit for bit
+  # (checked against F.interpolate for up- and downsampling), and the soft confidence mask after
+  # resizing to 1e-7 instead of 2e-6.
+  scale = np.float64(np.float32(in_size) / np.float32(out_size))
+  src = np.maximum((np.arange(out_size, dtype=np.float64) + 0.5) * scale - 0.5, 0.0)
+  src = src.astype(np.float32)
   lo = np.floor(src).astype(np.int64)
   lo = np.minimum(lo, in_size - 1)
   hi = np.minimum(lo + 1, in_size - 1)

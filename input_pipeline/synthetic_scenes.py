@@ -38,7 +38,7 @@ def street_scene(rng: np.random.Generator, num_frames: int, height: int,
                  width: int) -> list[Layer]:
   """Street layers; see the module docstring. Frames are ``height`` x ``width`` pixels."""
   unit = max(1, round(width / 64))  # pixels per motion unit: 1 px/frame at 64 px wide
-  pan_speed = int(rng.choice([-1, 1, 1, 2])) * unit
+  pan_speed = int(rng.choice([-1, 0, 1, 1])) * unit
   pan = np.arange(num_frames) * pan_speed  # city moves by -pan: the camera pans right if > 0
   horizon, kerb = round(0.45 * height), round(0.6 * height)
   hood_top = height - max(1, round(0.07 * height))
@@ -171,10 +171,10 @@ def street_scene(rng: np.random.Generator, num_frames: int, height: int,
   for lane, scale in ((0, 0.85), (1, 1.0)):
     car_h = max(4, round(0.22 * height * scale))
     car_len = max(8, round(0.28 * width * scale))
-    lane_speed = (-2 if lane == 0 else 2) * unit
+    lane_speed = (-1 if lane == 0 else 1) * unit
     top = round(kerb + (0.05 + 0.35 * lane) * (hood_top - kerb)) - car_h // 2
     for j in range(int(rng.integers(1, 3))):
-      speed = lane_speed + int(rng.integers(-1, 2)) * unit
+      speed = lane_speed + int(rng.integers(0, 2)) * lane_speed
       # Visible around the middle of the clip, entering/leaving at the borders.
       x_mid = int(rng.uniform(-0.2, 0.9) * width) + int(j * 0.6 * width)
       x0 = x_mid + int(pan[num_frames // 2]) - (speed * num_frames) // 2

@@ -55,12 +55,12 @@ class UnsafePickleError(pickle.UnpicklingError):
   """A pickle referenced a global outside the whitelist of a tensor checkpoint."""
 
 
-class _FormatError(ValueError):
-  """A malformed file; the message already names the path (so it is not wrapped again)."""
+class PthFormatError(ValueError):
+  """A missing-feature, truncated or corrupt ``.pth`` file; the message names the path."""
 
 
 # Errors the C unpickler (or our stand-ins fed wrong arguments) raises on truncated or corrupt
-# bytes. They are turned into one ValueError naming the file.
+# bytes. They are turned into one PthFormatError naming the file.
 _CORRUPT_PICKLE_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError,
                           KeyError, AttributeError, OverflowError, struct.error)
 
@@ -155,31 +155,31 @@ def _materialize(tensor: _PendingTensor, path: str) -> np.ndarray:
   """Builds the numpy array of a tensor from its (already read) storage bytes."""
   ref, root = tensor.storage, tensor.storage.root
   if root.data is None:
-    raise _FormatError(f'{path}: storage {root.key!r} is used by a tensor but its bytes are '
-                       'not in the file')
+    raise PthFormatError(f'{path}: storage {root.key!r} is used by a tensor but its bytes are '
+                         'not in the file')
   if ref.offset < 0 or ref.numel < 0 or ref.offset + ref.numel > root.numel:
-    raise _FormatError(f'{path}: storage view [{ref.offset}, {ref.offset + ref.numel}) lies '
-                       f'outside storage {root.key!r} of {root.numel} items')
+    raise PthFormatError(f'{path}: storage view [{ref.offset}, {ref.offset + ref.numel}) lies '
+                         f'outside storage {root.key!r} of {root.numel} items')
   data = root.data[ref.offset:ref.offset + ref.numel]
   dtype = tensor.dtype
   if root.stype.dtype is None:
     if dtype is None:
-      raise _FormatError(f'{path}: a tensor on untyped storage {root.key!r} has no dtype')
+      raise PthFormatError(f'{path}: a tensor on untyped storage {root.key!r} has no dtype')
     if data.size % dtype.raw.itemsize:
-      raise _FormatError(f'{path}: untyped storage {root.key!r} of {data.size} bytes is not a '
-                         f'whole number of {dtype!r} items')
+      raise PthFormatError(f'{path}: untyped storage {root.key!r} of {data.size} bytes is not a '
+                           f'whole number of {dtype!r} items')
     data = data.view(dtype.raw.newbyteorder(root.byteorder))
   elif dtype is not None and dtype != root.stype.dtype:
-    raise _FormatError(f'{path}: tensor dtype {dtype!r} differs from its storage type '
-                       f'{root.stype.name} (key {root.key!r})')
+    raise PthFormatError(f'{path}: tensor dtype {dtype!r} differs from its storage type '
+                         f'{root.stype.name} (key {root.key!r})')
   else:
     dtype = root.stype.dtype
 
   size, stride, offset = tensor.size, tensor.stride, tensor.offset
   if (len(size) != len(stride) or not all(_is_int(v) for v in (offset, *size, *stride)) or
       offset < 0 or any(v < 0 for v in size) or any(v < 0 for v in stride)):
-    raise _FormatError(f'{path}: invalid tensor geometry: offset {offset!r}, size {size!r}, '
-                       f'stride {stride!r}')
+    raise PthFormatError(f'{path}: invalid tensor geometry: offset {offset!r}, size {size!r}, '
+                         f'stride {stride!r}')
   native = dtype.raw.newbyteorder('=')
   if math.prod(size) == 0:
     out = np.zeros(size, native)
@@ -187,7 +187,7 @@ def _materialize(tensor: _PendingTensor, path: str) -> np.ndarray:
     # Bounds check before as_strided: a strided view past the buffer would read foreign memory.
     last = offset + sum((n - 1) * s for n, s in zip(size, stride))
     if last >= data.size:
-      raise _FormatError(
+      raise PthFormatError(
           f'{path}: tensor (offset {offset}, size {size}, stride {stride}) reaches item {last} '
           f'of storage {root.key!r}, which holds {data.size} items')
     view = np.lib.stride_tricks.as_strided(
@@ -204,8 +204,8 @@ def _materialize(tensor: _PendingTensor, path: str) -> np.ndarray:
 def _codecs_encode(text: Any, encoding: str = 'utf-8', errors: str = 'strict') -> bytes:
   """Stand-in for ``_codecs.encode``, which protocol-2 pickles use to carry ``bytes``."""
   if not isinstance(text, str) or encoding not in ('latin1', 'latin-1', 'utf-8', 'utf8'):
-    raise _FormatError(f'_codecs.encode is only accepted for str with latin-1 or utf-8, not '
-                       f'{type(text).__name__} with {encoding!r}')
+    raise ValueError(f'_codecs.encode is only accepted for str with latin-1 or utf-8, not '
+                     f'{type(text).__name__} with {encoding!r}')
   return text.encode(encoding, errors)
 
 
@@ -217,21 +217,21 @@ def _numpy_dtype(spec: Any, align: bool = False, copy: bool = False) -> np.dtype
   """Stand-in for ``numpy.dtype``: only plain numeric dtypes (no objects, no records)."""
   del copy  # Always a copy: the pickle's BUILD then sets state on it, never on a shared dtype.
   if not isinstance(spec, str):
-    raise _FormatError(f'numpy.dtype({spec!r}) is not a plain numeric dtype')
+    raise ValueError(f'numpy.dtype({spec!r}) is not a plain numeric dtype')
   dtype = np.dtype(spec, bool(align), True)
   if not _numeric_numpy_dtype(dtype):
-    raise _FormatError(f'numpy.dtype({spec!r}) is not a plain numeric dtype')
+    raise ValueError(f'numpy.dtype({spec!r}) is not a plain numeric dtype')
   return dtype
 
 
 def _numpy_scalar(dtype: Any, data: Any = None) -> np.generic:
   """Stand-in for ``numpy.core.multiarray.scalar`` (e.g. a ``numpy.float64`` loss value)."""
   if not _numeric_numpy_dtype(dtype):
-    raise _FormatError(f'numpy scalar of dtype {dtype!r} is not supported')
+    raise ValueError(f'numpy scalar of dtype {dtype!r} is not supported')
   if isinstance(data, str):  # A Python 2 pickle (decoded as latin-1).
     data = data.encode('latin-1')
   if not isinstance(data, bytes) or len(data) != dtype.itemsize:
-    raise _FormatError(f'numpy scalar of dtype {dtype} needs {dtype.itemsize} bytes')
+    raise ValueError(f'numpy scalar of dtype {dtype} needs {dtype.itemsize} bytes')
   return np.frombuffer(data, dtype=dtype)[0]
 
 
@@ -280,8 +280,8 @@ class _Unpickler(pickle.Unpickler):
       return _DTYPES[_DTYPE_ALIASES.get(name, name)]
     if module in ('torch', 'torch.cuda') and (name in _UNSUPPORTED_DTYPES or
                                               name in _UNSUPPORTED_STORAGES):
-      raise _FormatError(f'{self._path}: torch.{name} has no numpy equivalent; this reader '
-                         'does not support it')
+      raise PthFormatError(f'{self._path}: torch.{name} has no numpy equivalent; this reader '
+                           'does not support it')
     raise UnsafePickleError(
         f'{self._path}: refusing to load global {module}.{name}: a tensor checkpoint only '
         'references tensor-rebuild functions, storage types, dtypes and OrderedDict, and this '
@@ -289,22 +289,22 @@ class _Unpickler(pickle.Unpickler):
 
   def persistent_load(self, pid: Any) -> _StorageRef:
     if self._storage_fn is None:
-      raise _FormatError(f'{self._path}: unexpected persistent id {pid!r} outside the object '
-                         'pickle')
+      raise PthFormatError(f'{self._path}: unexpected persistent id {pid!r} outside the object '
+                           'pickle')
     return self._storage_fn(pid)
 
   def _tensor(self, storage: Any, offset: Any, size: Any, stride: Any,
               dtype: TorchDtype | None) -> np.ndarray | _PendingTensor:
     if not isinstance(storage, _StorageRef):
-      raise _FormatError(f'{self._path}: a tensor is rebuilt from {type(storage).__name__}, '
-                         'not from a storage')
+      raise PthFormatError(f'{self._path}: a tensor is rebuilt from {type(storage).__name__}, '
+                           'not from a storage')
     if dtype is not None and not isinstance(dtype, TorchDtype):
-      raise _FormatError(f'{self._path}: tensor dtype {dtype!r} is not a torch dtype')
+      raise PthFormatError(f'{self._path}: tensor dtype {dtype!r} is not a torch dtype')
     try:
       size, stride = tuple(size), tuple(stride)
     except TypeError as e:
-      raise _FormatError(f'{self._path}: tensor size {size!r} / stride {stride!r} are not '
-                         'sequences') from e
+      raise PthFormatError(f'{self._path}: tensor size {size!r} / stride {stride!r} are not '
+                           'sequences') from e
     tensor = _PendingTensor(storage, offset, size, stride, dtype)
     return _materialize(tensor, self._path) if self._eager else tensor
 
@@ -335,25 +335,25 @@ def _load_pickle(unpickler: _Unpickler, path: str, what: str) -> Any:
   """Runs one (safe) unpickle, turning low-level decoding errors into a ValueError."""
   try:
     return unpickler.load()
-  except (UnsafePickleError, _FormatError):
+  except (UnsafePickleError, PthFormatError):
     raise
   except _CORRUPT_PICKLE_ERRORS as e:
-    raise _FormatError(f'{path}: truncated or corrupt {what}: {type(e).__name__}: {e}') from e
+    raise PthFormatError(f'{path}: truncated or corrupt {what}: {type(e).__name__}: {e}') from e
 
 
 def _storage_pid(pid: Any, path: str, length: int) -> tuple[_StorageType, str, int, Any]:
   """Checks a storage persistent id; returns (storage type, key, numel, the rest)."""
   if isinstance(pid, tuple) and pid and pid[0] == 'module':
-    raise _FormatError(f'{path}: the file pickles a whole nn.Module (with its source code); '
-                       'only tensors, state dicts and plain containers are supported')
+    raise PthFormatError(f'{path}: the file pickles a whole nn.Module (with its source code); '
+                         'only tensors, state dicts and plain containers are supported')
   if not (isinstance(pid, tuple) and len(pid) == length and pid[0] == 'storage'):
-    raise _FormatError(f'{path}: unexpected persistent id {pid!r} (expected a {length}-tuple '
-                       "starting with 'storage')")
+    raise PthFormatError(f'{path}: unexpected persistent id {pid!r} (expected a {length}-tuple '
+                         "starting with 'storage')")
   stype, key, numel = pid[1], pid[2], pid[4]
   if not isinstance(stype, _StorageType):
-    raise _FormatError(f'{path}: persistent id {pid!r} does not name a storage type')
+    raise PthFormatError(f'{path}: persistent id {pid!r} does not name a storage type')
   if not isinstance(key, str) or not _is_int(numel) or numel < 0:
-    raise _FormatError(f'{path}: bad storage key or size in persistent id {pid!r}')
+    raise PthFormatError(f'{path}: bad storage key or size in persistent id {pid!r}')
   return stype, key, numel, pid[5:]
 
 
@@ -361,20 +361,20 @@ def _load_zip(path: str) -> Any:
   try:
     archive = zipfile.ZipFile(path)
   except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
-    raise _FormatError(f'{path}: starts like a zip-format .pth file but is not a readable zip '
-                       f'archive (truncated?): {e}') from e
+    raise PthFormatError(f'{path}: starts like a zip-format .pth file but is not a readable zip '
+                         f'archive (truncated?): {e}') from e
   with archive:
     names = archive.namelist()
     pickles = [n for n in names if n.count('/') == 1 and n.endswith('/data.pkl')]
     if len(pickles) != 1:
-      raise _FormatError(f'{path}: a zip-format .pth file holds exactly one <folder>/data.pkl; '
-                         f'found {pickles or "none"} among {names[:10]}')
+      raise PthFormatError(f'{path}: a zip-format .pth file holds exactly one <folder>/data.pkl; '
+                           f'found {pickles or "none"} among {names[:10]}')
     prefix = pickles[0][:-len('data.pkl')]
     byteorder = '<'
     if prefix + 'byteorder' in names:
       order = archive.read(prefix + 'byteorder').strip()
       if order not in (b'little', b'big'):
-        raise _FormatError(f'{path}: unknown byteorder {order!r} (expected little or big)')
+        raise PthFormatError(f'{path}: unknown byteorder {order!r} (expected little or big)')
       byteorder = '<' if order == b'little' else '>'
     roots: dict[str, _RootStorage] = {}
 
@@ -388,58 +388,63 @@ def _load_zip(path: str) -> Any:
           with archive.open(name) as f:
             raw = f.read(nbytes)
         except KeyError as e:
-          raise _FormatError(f'{path}: storage record {name} is missing from the archive') from e
+          raise PthFormatError(f'{path}: storage record {name} is missing from the archive') from e
         except (zipfile.BadZipFile, OSError, EOFError) as e:
-          raise _FormatError(f'{path}: cannot read storage record {name}: {e}') from e
+          raise PthFormatError(f'{path}: cannot read storage record {name}: {e}') from e
         if len(raw) < nbytes:
-          raise _FormatError(f'{path}: storage record {name} holds {len(raw)} bytes; expected '
-                             f'{nbytes} ({numel} x {stype.name})')
+          raise PthFormatError(f'{path}: storage record {name} holds {len(raw)} bytes; expected '
+                               f'{nbytes} ({numel} x {stype.name})')
         raw_dtype = (np.dtype(np.uint8) if stype.dtype is None else
                      stype.dtype.raw.newbyteorder(byteorder))
         root = _RootStorage(key, stype, numel, byteorder, np.frombuffer(raw, raw_dtype))
         roots[key] = root
       elif root.stype != stype or root.numel != numel:
-        raise _FormatError(f'{path}: storage {key!r} is referenced with two different types or '
-                           'sizes')
+        raise PthFormatError(f'{path}: storage {key!r} is referenced with two different types or '
+                             'sizes')
       return _StorageRef(root, 0, numel)
 
     try:
       data = archive.read(pickles[0])
     except (zipfile.BadZipFile, OSError, EOFError) as e:
-      raise _FormatError(f'{path}: cannot read {pickles[0]}: {e}') from e
+      raise PthFormatError(f'{path}: cannot read {pickles[0]}: {e}') from e
     return _load_pickle(_Unpickler(io.BytesIO(data), path, storage_fn), path, pickles[0])
 
 
-def _resolve_pending(obj: Any, path: str, memo: dict[int, Any]) -> Any:
-  """Replaces every ``_PendingTensor`` in a container tree by its array (dicts, lists in place)."""
+def _resolve_pending(obj: Any, path: str, memo: dict[int, tuple[Any, Any]]) -> Any:
+  """Replaces every ``_PendingTensor`` in a container tree by its array (dicts, lists in place).
+
+  ``memo`` maps ``id(original) -> (original, result)``: a tensor or container reached twice
+  resolves once (and keeping the original alive keeps its id from being reused).
+  """
   if id(obj) in memo:
-    return memo[id(obj)]
+    return memo[id(obj)][1]
   if isinstance(obj, _PendingTensor):
-    memo[id(obj)] = _materialize(obj, path)
-    return memo[id(obj)]
-  if isinstance(obj, dict):
-    memo[id(obj)] = obj
+    memo[id(obj)] = (obj, _materialize(obj, path))
+  elif isinstance(obj, dict):
+    memo[id(obj)] = (obj, obj)
     for key, value in list(obj.items()):
       obj[key] = _resolve_pending(value, path, memo)
   elif isinstance(obj, list):
-    memo[id(obj)] = obj
+    memo[id(obj)] = (obj, obj)
     for i, value in enumerate(obj):
       obj[i] = _resolve_pending(value, path, memo)
   elif isinstance(obj, tuple):
-    memo[id(obj)] = obj  # A tuple that contains itself cannot be rebuilt; keep it as is.
-    memo[id(obj)] = tuple(_resolve_pending(value, path, memo) for value in obj)
-  return memo.get(id(obj), obj)
+    memo[id(obj)] = (obj, obj)  # Only a tuple that contains itself would see this.
+    memo[id(obj)] = (obj, tuple(_resolve_pending(value, path, memo) for value in obj))
+  else:
+    return obj
+  return memo[id(obj)][1]
 
 
 def _load_legacy(f: BinaryIO, path: str) -> Any:
   """Reads the legacy layout; ``f`` is positioned after the magic number."""
   version = _load_pickle(_Unpickler(f, path), path, 'legacy protocol version')
   if version != _LEGACY_PROTOCOL:
-    raise _FormatError(f'{path}: legacy .pth protocol version {version!r}; expected '
-                       f'{_LEGACY_PROTOCOL}')
+    raise PthFormatError(f'{path}: legacy .pth protocol version {version!r}; expected '
+                         f'{_LEGACY_PROTOCOL}')
   sys_info = _load_pickle(_Unpickler(f, path), path, 'legacy sys_info')
   if not isinstance(sys_info, dict):
-    raise _FormatError(f'{path}: legacy sys_info is {type(sys_info).__name__}, expected a dict')
+    raise PthFormatError(f'{path}: legacy sys_info is {type(sys_info).__name__}, expected a dict')
   byteorder = '<' if sys_info.get('little_endian', True) else '>'
   roots: dict[str, _RootStorage] = {}
   views: dict[str, _StorageRef] = {}
@@ -448,39 +453,39 @@ def _load_legacy(f: BinaryIO, path: str) -> Any:
     stype, key, numel, (view_metadata,) = _storage_pid(pid, path, 6)
     root = roots.setdefault(key, _RootStorage(key, stype, numel, byteorder))
     if root.stype != stype or root.numel != numel:
-      raise _FormatError(f'{path}: storage {key!r} is referenced with two different types or '
-                         'sizes')
+      raise PthFormatError(f'{path}: storage {key!r} is referenced with two different types or '
+                           'sizes')
     if view_metadata is None:
       return _StorageRef(root, 0, numel)
     # Before PyTorch 0.4 a storage could be a view (view_key, offset, size) of a root storage.
     if not (isinstance(view_metadata, tuple) and len(view_metadata) == 3 and
             all(_is_int(v) for v in view_metadata[1:])):
-      raise _FormatError(f'{path}: bad storage view metadata {view_metadata!r}')
+      raise PthFormatError(f'{path}: bad storage view metadata {view_metadata!r}')
     view_key, offset, size = view_metadata
     return views.setdefault(view_key, _StorageRef(root, offset, size))
 
   obj = _load_pickle(_Unpickler(f, path, storage_fn, eager=False), path, 'legacy object pickle')
   keys = _load_pickle(_Unpickler(f, path), path, 'legacy storage-key list')
   if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-    raise _FormatError(f'{path}: the legacy storage-key list is {keys!r:.80}, expected a list '
-                       'of str')
+    raise PthFormatError(f'{path}: the legacy storage-key list is {keys!r:.80}, expected a list '
+                         'of str')
   for key in keys:
     root = roots.get(key)
     if root is None:
-      raise _FormatError(f'{path}: storage {key!r} has data but no tensor refers to it')
+      raise PthFormatError(f'{path}: storage {key!r} has data but no tensor refers to it')
     header = f.read(8)
     if len(header) < 8:
-      raise _FormatError(f'{path}: truncated legacy .pth file: the record of storage {key!r} '
-                         'is missing')
+      raise PthFormatError(f'{path}: truncated legacy .pth file: the record of storage {key!r} '
+                           'is missing')
     (count,) = struct.unpack(byteorder + 'q', header)
     if count != root.numel:
-      raise _FormatError(f'{path}: storage {key!r} record holds {count} items; the pickle says '
-                         f'{root.numel}')
+      raise PthFormatError(f'{path}: storage {key!r} record holds {count} items; the pickle says '
+                           f'{root.numel}')
     nbytes = count * root.stype.itemsize
     raw = f.read(nbytes)
     if len(raw) < nbytes:
-      raise _FormatError(f'{path}: truncated legacy .pth file: storage {key!r} has {len(raw)} '
-                         f'of its {nbytes} bytes')
+      raise PthFormatError(f'{path}: truncated legacy .pth file: storage {key!r} has {len(raw)} '
+                           f'of its {nbytes} bytes')
     raw_dtype = (np.dtype(np.uint8) if root.stype.dtype is None else
                  root.stype.dtype.raw.newbyteorder(byteorder))
     root.data = np.frombuffer(raw, raw_dtype)
@@ -503,8 +508,8 @@ def load_pth(path: str | os.PathLike) -> Any:
 
   Raises:
     FileNotFoundError: ``path`` does not exist.
-    ValueError: not a torch file, an unsupported layout (tar) or dtype, or a truncated or corrupt
-      file; the message names the path and what was expected.
+    ValueError: (a :class:`PthFormatError`) not a torch file, an unsupported layout (tar) or
+      dtype, or a truncated or corrupt file; the message names the path and what was expected.
     UnsafePickleError: (a ``pickle.UnpicklingError``) the pickle references a global that a
       tensor checkpoint never needs (e.g. ``os.system``); nothing is run.
   """
@@ -512,7 +517,7 @@ def load_pth(path: str | os.PathLike) -> Any:
   if not os.path.exists(path):
     raise FileNotFoundError(f'no such .pth file: {path}')
   if not os.path.isfile(path):
-    raise _FormatError(f'{path}: not a regular file (expected a .pth file)')
+    raise PthFormatError(f'{path}: not a regular file (expected a .pth file)')
   with open(path, 'rb') as f:
     head = f.read(4)
   if head == _ZIP_MAGIC:
@@ -522,16 +527,16 @@ def load_pth(path: str | os.PathLike) -> Any:
     if head[:1] in (b'\x80', b'L'):
       try:
         magic = _load_pickle(_Unpickler(f, path), path, 'legacy magic number')
-      except _FormatError:
+      except PthFormatError:
         magic = None
       if _is_int(magic) and magic == _LEGACY_MAGIC:
         return _load_legacy(f, path)
   if tarfile.is_tarfile(path):
-    raise _FormatError(f'{path}: the legacy tar .pth format (PyTorch <= 0.1.10) is not '
-                       'supported; re-save the checkpoint with a newer PyTorch')
-  raise _FormatError(f'{path}: not a PyTorch .pth file: expected a zip archive (PyTorch >= 1.6) '
-                     f'or a pickle of the legacy magic number {_LEGACY_MAGIC:#x}; the file '
-                     f'starts with {head!r}')
+    raise PthFormatError(f'{path}: the legacy tar .pth format (PyTorch <= 0.1.10) is not '
+                         'supported; re-save the checkpoint with a newer PyTorch')
+  raise PthFormatError(f'{path}: not a PyTorch .pth file: expected a zip archive (PyTorch >= 1.6) '
+                       f'or a pickle of the legacy magic number {_LEGACY_MAGIC:#x}; the file '
+                       f'starts with {head!r}')
 
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:

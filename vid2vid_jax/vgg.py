@@ -6,8 +6,8 @@ loss taps relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 (torchvision slices [0:2],
 directly (no ImageNet mean/std, no [0, 1] rescale) and both images are 2x2-average-pooled while
 their width exceeds 1024.
 
-Weights come from torchvision's ImageNet file ``vgg19-dcbb9e9d.pth`` (read without torch by
-``vid2vid_jax.pth``) or from the ``.npz`` this module writes. There is deliberately no way to get
+Weights come from torchvision's ImageNet file ``vgg19-dcbb9e9d.pth`` (read without torch or
+pickled code by ``vid2vid_jax.pth``) or from the ``.npz`` this module writes. There is deliberately no way to get
 a randomly initialised perceptual loss: an empty path raises (config.loss.use_vgg=False is the
 explicit way to train without the term).
 
@@ -24,6 +24,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from vid2vid_jax import pth
 
 # (our name, torchvision ``features`` index, in channels, out channels) of every conv up to conv5_1.
 VGG19_CONVS = (
@@ -129,7 +131,8 @@ def vgg_loss(params: Params, x: jax.Array, y: jax.Array, *, max_width: int = MAX
     Scalar float32 >= 0.
   """
   if x.ndim != 4 or x.shape[-1] != 3 or x.shape != y.shape:
-    raise ValueError(f'vgg_loss expects x and y [N, H, W, 3] of one shape; got {x.shape}, {y.shape}')
+    raise ValueError(
+        f'vgg_loss expects x and y [N, H, W, 3] of one shape; got {x.shape}, {y.shape}')
   x, y = downsample_for_vgg(x, jax.lax.stop_gradient(y), max_width)
   n = x.shape[0]
   # One forward over the concatenated batch: same result as two, half the kernel launches.
@@ -185,12 +188,6 @@ def _check_params(params: Mapping[str, Mapping[str, np.ndarray]]) -> None:
             f'VGG19 weights: {key!r} has shape {params[name][kind].shape}, expected {shape}')
 
 
-def _read_pth(path: str) -> dict[str, np.ndarray]:
-  # Imported here so that this module loads while the torch-free reader is optional.
-  from vid2vid_jax import pth  # pylint: disable=g-import-not-at-top
-  return pth.load_state_dict(path)
-
-
 def load_vgg19_weights(path: str) -> dict[str, dict[str, np.ndarray]]:
   """Loads VGG19 params from torchvision's ``.pth`` or from our converted ``.npz``.
 
@@ -218,7 +215,7 @@ def load_vgg19_weights(path: str) -> dict[str, dict[str, np.ndarray]]:
       params.setdefault(name, {})[kind] = np.asarray(value, np.float32)
     _check_params(params)
     return {name: params[name] for name, *_ in VGG19_CONVS}
-  return params_from_torch_state_dict(_read_pth(path))
+  return params_from_torch_state_dict(pth.load_state_dict(path))
 
 
 def save_vgg19_npz(params: Mapping[str, Mapping[str, Any]], path: str) -> None:

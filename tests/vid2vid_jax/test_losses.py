@@ -114,7 +114,7 @@ def test_feature_matching_scales_weights_and_stop_gradient():
                  for i in range(2) for j in range(2))
   np.testing.assert_allclose(losses.feature_matching_loss(fake, real, 3, 1), expected, rtol=1e-6)
   # num_D = 1 uses only the first (full-resolution) scale.
-  first = sum(1.0 * np.abs(np.asarray(fake[0][j]) - np.asarray(real[0][j])).mean() for j in range(2))
+  first = sum(np.abs(np.asarray(fake[0][j]) - np.asarray(real[0][j])).mean() for j in range(2))
   np.testing.assert_allclose(losses.feature_matching_loss(fake, real, 1, 3), first, rtol=1e-6)
   grad_real = jax.grad(lambda r: losses.feature_matching_loss(fake, r, 2, 3))(real)
   assert all(float(jnp.abs(g).max()) == 0.0 for scale in grad_real for g in scale)
@@ -247,8 +247,8 @@ def test_discriminator_terms_original_formula():
   totals = losses.discriminator_totals(terms)
   assert set(totals) == {'d', 'd_t0'}
   # spec 8.4: loss_D = 0.5 * (D_fake(final) + D_fake(raw)) + D_real, plus the face D's half-sum.
-  np.testing.assert_allclose(totals['d'], 0.5 * (fake_f + fake_r) + real_1 + 0.5 * (real_1 + fake_f),
-                             rtol=1e-6)
+  face = 0.5 * (real_1 + fake_f)
+  np.testing.assert_allclose(totals['d'], 0.5 * (fake_f + fake_r) + real_1 + face, rtol=1e-6)
   np.testing.assert_allclose(totals['d_t0'], 0.5 * (real_1 + fake_f), rtol=1e-6)
   np.testing.assert_allclose(losses.total_discriminator_loss(terms), totals['d'] + totals['d_t0'],
                              rtol=1e-6)

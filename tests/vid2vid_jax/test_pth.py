@@ -26,7 +26,8 @@ def _save(obj, path: pathlib.Path, fmt: str) -> pathlib.Path:
 
 
 def _assert_same(array: np.ndarray, tensor) -> None:
-  expected = (tensor.detach().float() if tensor.dtype == torch.bfloat16 else tensor.detach()).numpy()
+  tensor = tensor.detach()
+  expected = (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
   assert isinstance(array, np.ndarray)
   assert array.dtype == expected.dtype
   assert array.shape == expected.shape
@@ -173,45 +174,110 @@ def test_zip_prefix_is_any_folder_name(tmp_path):
 # --- Hand-written archives: byte order, bad geometry, unsupported dtypes -----------------------
 
 
-class _Storage:
-  """Pickled as the persistent id ``pid`` (see _StubPickler)."""
+class _Global:
+  """Pickled as the global ``module.name`` (which need not be importable here)."""
 
-  def __init__(self, pid):
+  def __init__(self, module: str, name: str):
+    self.module, self.name = module, name
+
+  def __call__(self, *args):
+    raise AssertionError('a stub global is never called')
+
+
+class _Call:
+  """Pickled as ``function(*args)``."""
+
+  def __init__(self, function, *args):
+    self.function, self.args = function, args
+
+  def __reduce__(self):
+    return (self.function, self.args)
+
+
+class _Storage:
+  """Pickled as the persistent id ``pid``."""
+
+  def __init__(self, *pid):
     self.pid = pid
 
 
-class _Tensor:
-  """Pickled as a ``torch._utils._rebuild_tensor_v2`` call with the given geometry."""
+class _StubPickler(pickle._Pickler):  # The pure-Python pickler: its dispatch table is open.
+  dispatch = dict(pickle._Pickler.dispatch)
 
-  def __init__(self, storage, offset, size, stride):
-    self.args = (storage, offset, size, stride, False, collections.OrderedDict())
+  def _save_global_stub(self, obj):
+    self.write(pickle.GLOBAL + f'{obj.module}\n{obj.name}\n'.encode())
 
-  def __reduce__(self):
-    return (torch._utils._rebuild_tensor_v2, self.args)
-
-
-class _StubPickler(pickle.Pickler):
+  dispatch[_Global] = _save_global_stub
 
   def persistent_id(self, obj):
     return obj.pid if isinstance(obj, _Storage) else None
 
 
-def _write_zip(path: pathlib.Path, obj, records: dict[str, bytes], byteorder: bytes = b'little',
-               prefix: str = 'archive') -> pathlib.Path:
+FLOAT_STORAGE = _Global('torch', 'FloatStorage')
+REBUILD_V2 = _Global('torch._utils', '_rebuild_tensor_v2')
+
+
+def _tensor_v2(storage, offset, size, stride):
+  return _Call(REBUILD_V2, storage, offset, size, stride, False,
+               _Call(_Global('collections', 'OrderedDict')))
+
+
+def _stub_pickle(obj) -> bytes:
   buffer = io.BytesIO()
   _StubPickler(buffer, protocol=2).dump(obj)
+  return buffer.getvalue()
+
+
+def _write_zip(path: pathlib.Path, obj, records: dict[str, bytes], byteorder: bytes = b'little',
+               prefix: str = 'archive') -> pathlib.Path:
   with zipfile.ZipFile(path, 'w', zipfile.ZIP_STORED) as archive:
-    archive.writestr(f'{prefix}/data.pkl', buffer.getvalue())
+    archive.writestr(f'{prefix}/data.pkl', _stub_pickle(obj))
     archive.writestr(f'{prefix}/byteorder', byteorder)
     for key, data in records.items():
       archive.writestr(f'{prefix}/data/{key}', data)
   return path
 
 
+def _legacy_header() -> bytes:
+  sys_info = {'protocol_version': 1001, 'little_endian': True,
+              'type_sizes': {'short': 2, 'int': 4, 'long': 4}}
+  return b''.join(pickle.dumps(x, protocol=2) for x in (0x1950a86a20f9469cfc6c, 1001, sys_info))
+
+
+def _write_legacy(path: pathlib.Path, obj, records: dict[str, np.ndarray]) -> pathlib.Path:
+  parts = [_legacy_header(), _stub_pickle(obj), pickle.dumps(list(records), protocol=2)]
+  for data in records.values():
+    parts += [struct.pack('<q', data.size), data.tobytes()]
+  path.write_bytes(b''.join(parts))
+  return path
+
+
+def test_legacy_pre_0_4_gpu_checkpoint(tmp_path):
+  # Like FlowNet2_checkpoint.pth.tar (PyTorch 0.2): _rebuild_tensor(storage, offset, size, stride),
+  # torch.cuda storage types, and a storage view (view_key, offset, size) into a root storage.
+  root = np.arange(10, dtype=np.float32)
+  cuda_float = _Global('torch.cuda', 'FloatStorage')
+  rebuild = _Global('torch._utils', '_rebuild_tensor')
+  view = _Storage('storage', cuda_float, 'root', 'cuda:0', 10, ('view', 2, 6))
+  whole = _Storage('storage', cuda_float, 'root', 'cuda:0', 10, None)
+  state_dict = _Call(_Global('collections', 'OrderedDict'), [
+      ('conv.weight', _Call(rebuild, view, 1, (2, 2), (1, 2))),
+      ('conv.bias', _Call(rebuild, whole, 8, (2,), (1,))),
+  ])
+  path = _write_legacy(tmp_path / 'FlowNet2_checkpoint.pth.tar',
+                       {'epoch': 1, 'state_dict': state_dict, 'best_EPE': 2.5}, {'root': root})
+  loaded = pth.load_pth(path)
+  assert (loaded['epoch'], loaded['best_EPE']) == (1, 2.5)
+  state = pth.load_state_dict(path)
+  np.testing.assert_array_equal(state['conv.weight'], [[3, 5], [4, 6]])
+  np.testing.assert_array_equal(state['conv.bias'], [8, 9])
+  assert all(v.dtype == np.float32 and v.flags.c_contiguous for v in state.values())
+
+
 def test_zip_big_endian(tmp_path):
   values = np.arange(6, dtype=np.float32) - 2.5
-  storage = _Storage(('storage', torch.FloatStorage, '0', 'cpu', 6))
-  path = _write_zip(tmp_path / 'big.pth', {'w': _Tensor(storage, 0, (2, 3), (1, 2))},
+  storage = _Storage('storage', FLOAT_STORAGE, '0', 'cpu', 6)
+  path = _write_zip(tmp_path / 'big.pth', {'w': _tensor_v2(storage, 0, (2, 3), (1, 2))},
                     {'0': values.astype('>f4').tobytes()}, byteorder=b'big', prefix='any name')
   loaded = pth.load_pth(path)['w']
   assert loaded.dtype == np.float32 and loaded.dtype.isnative
@@ -227,16 +293,16 @@ def test_zip_big_endian(tmp_path):
     (0, (2, 2), (1,)),
 ])
 def test_zip_rejects_tensor_outside_its_storage(tmp_path, offset, size, stride):
-  storage = _Storage(('storage', torch.FloatStorage, '0', 'cpu', 4))
-  path = _write_zip(tmp_path / 'bad.pth', {'w': _Tensor(storage, offset, size, stride)},
+  storage = _Storage('storage', FLOAT_STORAGE, '0', 'cpu', 4)
+  path = _write_zip(tmp_path / 'bad.pth', {'w': _tensor_v2(storage, offset, size, stride)},
                     {'0': np.zeros(4, np.float32).tobytes()})
-  with pytest.raises(ValueError, match=r'bad\.pth'):
+  with pytest.raises(ValueError, match=r'bad\.pth: (invalid tensor geometry|tensor \(offset)'):
     pth.load_pth(path)
 
 
 def test_zip_rejects_short_storage_record(tmp_path):
-  storage = _Storage(('storage', torch.FloatStorage, '0', 'cpu', 4))
-  path = _write_zip(tmp_path / 'short.pth', {'w': _Tensor(storage, 0, (4,), (1,))},
+  storage = _Storage('storage', FLOAT_STORAGE, '0', 'cpu', 4)
+  path = _write_zip(tmp_path / 'short.pth', {'w': _tensor_v2(storage, 0, (4,), (1,))},
                     {'0': b'\0' * 12})
   with pytest.raises(ValueError, match=r'short\.pth.*12 bytes; expected 16'):
     pth.load_pth(path)
@@ -266,12 +332,6 @@ def _evil_payloads(marker: pathlib.Path):
       'os.system': _Evil(os.system, f'touch {marker}'),
       'builtins.eval': _Evil(eval, f'open({str(marker)!r}, "w").close()'),
   }
-
-
-def _legacy_header() -> bytes:
-  sys_info = {'protocol_version': 1001, 'little_endian': True,
-              'type_sizes': {'short': 2, 'int': 4, 'long': 4}}
-  return b''.join(pickle.dumps(x, protocol=2) for x in (0x1950a86a20f9469cfc6c, 1001, sys_info))
 
 
 @pytest.mark.parametrize('layout', ['zip', 'legacy', 'plain_pickle'])

@@ -68,15 +68,6 @@ def _torch_read(path):
   return {k: v.numpy() for k, v in sd.items()}
 
 
-@pytest.fixture(autouse=True)
-def _pth_reader(monkeypatch):
-  """Uses vid2vid_jax.pth when it exists; until then reads the test files with torch."""
-  try:
-    from vid2vid_jax import pth  # pylint: disable=unused-import
-  except ImportError:
-    monkeypatch.setattr(vgg, '_read_pth', _torch_read)
-
-
 def _inputs(shape=(2, 3, 32, 32), seed=0):
   rng = np.random.default_rng(seed)
   return rng.uniform(-1, 1, size=shape).astype(np.float32)
@@ -135,8 +126,18 @@ def test_downsample_halves_while_wider_than_1024():
 def test_gradients_flow_into_x_only(pth_path):
   params = vgg.load_vgg19_weights(pth_path)
   x, y = _nhwc(_inputs((1, 3, 16, 16), 3)), _nhwc(_inputs((1, 3, 16, 16), 4))
-  gx, gy = jax.grad(lambda a, b: vgg.vgg_loss(params, a, b), argnums=(0, 1))(x, y)
+  gx, gy = jax.jit(jax.grad(vgg.vgg_loss, argnums=(1, 2)))(params, x, y)
   assert float(jnp.abs(gx).max()) > 0.0 and float(jnp.abs(gy).max()) == 0.0
+
+
+def test_legacy_pth_format(torch_vgg, pth_path, tmp_path):
+  # torchvision's vgg19-dcbb9e9d.pth predates PyTorch 1.6: the legacy (non-zip) layout.
+  legacy = tmp_path / 'vgg19-legacy.pth'
+  torch.save(torch_vgg.state_dict(), legacy, _use_new_zipfile_serialization=False)
+  a, b = vgg.load_vgg19_weights(str(legacy)), vgg.load_vgg19_weights(pth_path)
+  for name in a:
+    np.testing.assert_array_equal(a[name]['kernel'], b[name]['kernel'])
+    np.testing.assert_array_equal(a[name]['bias'], b[name]['bias'])
 
 
 def test_npz_roundtrip_and_cli(pth_path, tmp_path):

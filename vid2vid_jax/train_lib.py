@@ -1,0 +1,640 @@
+"""Training: models, states, optimizers, schedules, the jitted G/D step, train_and_evaluate.
+
+One optimizer step processes one chunk of a clip (reference/vid2vid_spec.md 4.1-4.3): the chunk
+holds ``n_frames_G - 1`` context frames and ``n`` new frames; the generator produces the new
+frames with `rollout.generate`, every loss of spec 3.5-3.7 is computed once, and G, the image/face
+D and every temporal D are updated from that one forward pass (D on stop-gradiented fakes, all
+with the pre-update parameters, as the original's alternation amounts to). What must survive from
+chunk to chunk of one clip (the generated-frame histories, the temporal-D frame buffers) lives in
+`SequenceState`, which the step takes and returns.
+"""
+
+from collections.abc import Callable, Mapping
+import dataclasses
+import functools
+import math
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from vid2vid_jax import losses as losses_lib
+from vid2vid_jax import rollout
+from vid2vid_jax import warp as warp_lib
+from vid2vid_jax.models import builders
+from vid2vid_jax.models import discriminator as disc_lib
+from vid2vid_jax.models import generator as generator_lib
+from vid2vid_jax.models import layers
+
+Array = jax.Array
+PyTree = Any
+
+# ----------------------------------------------------------------------------- models
+
+
+@dataclasses.dataclass(frozen=True)
+class Models:
+  """The networks and the static facts the step needs; built once by `build_models`.
+
+  Attributes:
+    generator: sequential generator over all spatial scales.
+    image_d: conditional multi-scale image D (input: cond frame + image).
+    temporal_d: the temporal D architecture (one parameter set per temporal scale), or None.
+    face_d: face D (pose with add_face_disc) or None.
+    cond_channels: channels of one conditioning frame.
+    n_frames_G, n_scales, n_frames_D, n_scales_temporal: as in the config.
+    label_nc: label channels leading every cond frame (0 for image inputs).
+    fg_labels: label ids of the fg mask when the generator has a fg branch, else ().
+    first_frame_mode: 'real' | 'generate' | 'single_g' for training clips.
+    face_crop_size: the face D's crop side (fineSize // 32 * 8), 0 without face D.
+    openpose_only: face pixels from the OpenPose colour test instead of DensePose.
+    no_flow: the generator has no flow heads.
+    dtype: activation dtype.
+  """
+  generator: generator_lib.MultiScaleGenerator
+  image_d: disc_lib.MultiscaleDiscriminator
+  temporal_d: disc_lib.MultiscaleDiscriminator | None
+  face_d: disc_lib.MultiscaleDiscriminator | None
+  cond_channels: int
+  n_frames_G: int
+  n_scales: int
+  n_frames_D: int
+  n_scales_temporal: int
+  label_nc: int
+  fg_labels: tuple[int, ...]
+  first_frame_mode: str
+  face_crop_size: int
+  openpose_only: bool
+  no_flow: bool
+  dtype: Any
+
+
+def build_models(config: Any) -> Models:
+  """Config -> networks (the one place training reads model options)."""
+  g, d = config.model.generator, config.model.discriminator
+  face = d.add_face_disc
+  return Models(
+      generator=builders.generator_from_config(config),
+      image_d=builders.image_discriminator_from_config(config),
+      temporal_d=(builders.temporal_discriminator_from_config(config)
+                  if d.n_scales_temporal > 0 else None),
+      face_d=builders.face_discriminator_from_config(config) if face else None,
+      cond_channels=builders.cond_channels(config),
+      n_frames_G=g.n_frames_G,
+      n_scales=g.n_scales_spatial,
+      n_frames_D=d.n_frames_D,
+      n_scales_temporal=d.n_scales_temporal,
+      label_nc=config.data.label_nc,
+      fg_labels=tuple(g.fg_labels) if g.fg else (),
+      first_frame_mode=config.first_frame.mode,
+      face_crop_size=config.data.fine_size // 32 * 8 if face else 0,
+      openpose_only=config.data.pose.openpose_only,
+      no_flow=g.no_flow,
+      dtype=builders.activation_dtype(config))
+
+
+def frame_sizes(height: int, width: int, n_scales: int) -> list[tuple[int, int]]:
+  """Per generator scale (coarsest first), the frame size of the pyramid level."""
+  sizes = [(height, width)]
+  for _ in range(n_scales - 1):
+    h, w = sizes[-1]
+    sizes.append(((h + 1) // 2, (w + 1) // 2))
+  return sizes[::-1]
+
+
+def init_params(models: Models, key: Array, batch: int, height: int, width: int
+                ) -> dict[str, Any]:
+  """Random parameters of every network: {'g', 'd': {'image'[, 'face']}, 'd_t': {'0', ...}}."""
+  g_key, d_key, f_key, t_key = jax.random.split(key, 4)
+  tg = models.n_frames_G
+  sizes = frame_sizes(height, width, models.n_scales)
+  conds = [jnp.zeros((batch, tg, h, w, models.cond_channels)) for h, w in sizes]
+  prevs = [jnp.zeros((batch, tg - 1, h, w, 3)) for h, w in sizes]
+  masks = [jnp.zeros((batch, h, w, 1)) for h, w in sizes] if models.fg_labels else None
+  params = {'g': models.generator.init(g_key, conds, prevs, masks)['params']}
+  d_in = jnp.zeros((batch, height, width, models.cond_channels + 3))
+  params['d'] = {'image': models.image_d.init(d_key, d_in)['params']}
+  if models.face_d is not None:
+    side = 2 * (models.face_crop_size // 2)
+    params['d']['face'] = models.face_d.init(
+        f_key, jnp.zeros((batch, side, side, models.cond_channels + 3)))['params']
+  params['d_t'] = {}
+  if models.temporal_d is not None:
+    t_in = jnp.zeros((batch, height, width, 3 * models.n_frames_D + 2 * (models.n_frames_D - 1)))
+    for s, k in enumerate(jax.random.split(t_key, models.n_scales_temporal)):
+      params['d_t'][str(s)] = models.temporal_d.init(k, t_in)['params']
+  return params
+
+
+# ----------------------------------------------------------------------------- optimizers
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+  """Epoch-driven schedules of the original (spec 4.4, 4.5); epochs are 0-based here.
+
+  Attributes:
+    lr, beta1, ttur, niter, niter_decay: optimizer options.
+    niter_step: epochs between clip-length doublings.
+    n_frames_total: initial frames per clip; n_frames_cap: the dataset's cap (or None).
+    max_frames_per_gpu: frames generated per step; max_frames_backpropagate: the bp cap.
+    niter_fix_global: epochs with the coarse scales frozen.
+    decay_only_g_and_d, frozen_global_after_fix: the original's behaviour (config.compat).
+  """
+  lr: float
+  beta1: float
+  ttur: bool
+  niter: int
+  niter_decay: int
+  niter_step: int
+  n_frames_total: int
+  max_frames_per_gpu: int
+  max_frames_backpropagate: int
+  niter_fix_global: int
+  decay_only_g_and_d: bool = False
+  frozen_global_after_fix: bool = False
+  n_frames_cap: int | None = None
+
+  @property
+  def num_epochs(self) -> int:
+    return self.niter + self.niter_decay
+
+  def lr_factor(self, epoch: int) -> float:
+    """Constant for niter epochs, then linear decay: the last epoch runs at lr / niter_decay."""
+    if epoch < self.niter or self.niter_decay == 0:
+      return 1.0
+    return max(0.0, 1.0 - (epoch - self.niter) / self.niter_decay)
+
+  def learning_rates(self, epoch: int) -> dict[str, float]:
+    """Learning rates of the 'g', 'd' and temporal 'd_t' optimizers during ``epoch``."""
+    f = self.lr_factor(epoch)
+    g_scale, d_scale = (0.5, 2.0) if self.ttur else (1.0, 1.0)
+    return {'g': self.lr * g_scale * f, 'd': self.lr * d_scale * f,
+            'd_t': self.lr if self.decay_only_g_and_d else self.lr * f}
+
+  def n_frames_total_at(self, epoch: int) -> int:
+    """Frames per clip during ``epoch``: doubles every niter_step epochs, up to the cap."""
+    n = self.n_frames_total * 2 ** (epoch // self.niter_step)
+    return min(n, self.n_frames_cap) if self.n_frames_cap else n
+
+  def frames_per_step(self, epoch: int) -> int:
+    """New frames per optimizer step (the original's n_frames_load with one 'GPU')."""
+    return max(1, min(self.max_frames_per_gpu, self.n_frames_total_at(epoch)))
+
+  def frames_backpropagate(self, epoch: int) -> int:
+    """Gradient block length (spec 4.5): nfl // ceil(nfl / min(max_bp, 2**ratio))."""
+    ratio = epoch // self.niter_step
+    nfl = self.frames_per_step(epoch)
+    cap = min(self.max_frames_backpropagate, 2**ratio, nfl)
+    return max(1, nfl // math.ceil(nfl / cap))
+
+  def train_coarse(self, epoch: int) -> bool:
+    """Whether the coarser generator scales are optimised (and not detached) in ``epoch``."""
+    return epoch >= self.niter_fix_global
+
+
+def schedule_from_config(config: Any, n_frames_cap: int | None = None) -> Schedule:
+  t = config.train
+  return Schedule(
+      lr=t.lr, beta1=t.beta1, ttur=t.ttur, niter=t.niter, niter_decay=t.niter_decay,
+      niter_step=t.niter_step, n_frames_total=config.data.n_frames_total,
+      max_frames_per_gpu=t.max_frames_per_gpu,
+      max_frames_backpropagate=t.max_frames_backpropagate,
+      niter_fix_global=t.niter_fix_global,
+      decay_only_g_and_d=config.compat.decay_only_g_and_d,
+      frozen_global_after_fix=config.compat.frozen_global_after_fix,
+      n_frames_cap=n_frames_cap)
+
+
+def make_optimizers(schedule: Schedule, params: Mapping[str, Any]
+                    ) -> dict[str, optax.GradientTransformation]:
+  """Adam per optimizer group (spec 4.4); learning rates are injected per step from the host."""
+  g_betas = d_betas = (schedule.beta1, 0.999)
+  if schedule.ttur:
+    g_betas = d_betas = (0.0, 0.9)
+  adam = optax.inject_hyperparams(optax.adam)
+  rates = schedule.learning_rates(0)
+  txs = {'g': adam(learning_rate=rates['g'], b1=g_betas[0], b2=g_betas[1]),
+         'd': adam(learning_rate=rates['d'], b1=d_betas[0], b2=d_betas[1])}
+  for s in params['d_t']:
+    txs[f'd_t{s}'] = adam(learning_rate=rates['d_t'], b1=schedule.beta1, b2=0.999)
+  return txs
+
+
+def _group_params(params: Mapping[str, Any], group: str) -> Any:
+  if group.startswith('d_t'):
+    return params['d_t'][group[3:]]
+  return params[group]
+
+
+# ----------------------------------------------------------------------------- states
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a training run carries from step to step (saved in checkpoints).
+
+  step: optimizer steps taken; params: see init_params; opt_state: per optimizer group;
+  ema_g: EMA of the generator params (None when train.ema_decay == 0).
+  """
+  step: Array
+  params: dict[str, Any]
+  opt_state: dict[str, Any]
+  ema_g: Any = None
+
+
+@flax.struct.dataclass
+class SequenceState:
+  """What one clip carries from chunk to chunk (all detached).
+
+  prev_frames: per generator scale [B, n_frames_G - 1, h, w, 3], the scale's newest outputs.
+  last_fake: [B, H, W, 3] the newest generated finest frame (for G_Warp of the next chunk).
+  hist_real, hist_fake: [B, L, H, W, 3] newest real / generated frames for the temporal Ds,
+  hist_flow: [B, L, H, W, 2] their reference flows (to the frame before), hist_count: valid
+  entries (the newest ones), L = n_frames_D**(S-1) * (n_frames_D-1).
+  first_chunk: scalar bool, True before the clip's first chunk.
+  """
+  prev_frames: tuple[Array, ...]
+  last_fake: Array
+  hist_real: Array
+  hist_fake: Array
+  hist_flow: Array
+  hist_count: Array
+  first_chunk: Array
+
+
+def history_length(models: Models) -> int:
+  if models.temporal_d is None:
+    return 0
+  return disc_lib.temporal_history_length(models.n_frames_D, models.n_scales_temporal)
+
+
+def empty_sequence_state(models: Models, batch: int, height: int, width: int) -> SequenceState:
+  """The state before a clip's first chunk (filled by the first step from the real frames)."""
+  sizes = frame_sizes(height, width, models.n_scales)
+  hist = history_length(models)
+  return SequenceState(
+      prev_frames=tuple(jnp.zeros((batch, models.n_frames_G - 1, h, w, 3)) for h, w in sizes),
+      last_fake=jnp.zeros((batch, height, width, 3)),
+      hist_real=jnp.zeros((batch, hist, height, width, 3)),
+      hist_fake=jnp.zeros((batch, hist, height, width, 3)),
+      hist_flow=jnp.zeros((batch, hist, height, width, 2)),
+      hist_count=jnp.zeros((), jnp.int32),
+      first_chunk=jnp.ones((), jnp.bool_))
+
+
+def create_train_state(models: Models, schedule: Schedule, key: Array, batch: int,
+                       height: int, width: int, ema: bool = False) -> TrainState:
+  params = init_params(models, key, batch, height, width)
+  txs = make_optimizers(schedule, params)
+  opt_state = {name: tx.init(_group_params(params, name)) for name, tx in txs.items()}
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state,
+                    ema_g=params['g'] if ema else None)
+
+
+# ----------------------------------------------------------------------------- the step
+
+
+@dataclasses.dataclass(frozen=True)
+class StepOptions:
+  """Static options of one compiled step (a change recompiles).
+
+  frames_backpropagate: gradient block length of the rollout.
+  train_coarse: coarser generator scales get gradients and updates (after niter_fix_global).
+  update_coarse: ... and are actually updated (False with compat.frozen_global_after_fix).
+  flow_source: 'dataset' (batch flow_gt/conf_gt), 'flownet2' (flow params given), 'none'.
+  remat: rematerialise each generated frame.
+  ema_decay: 0 = no EMA.
+  """
+  frames_backpropagate: int = 1
+  train_coarse: bool = True
+  update_coarse: bool = True
+  flow_source: str = 'dataset'
+  remat: bool = False
+  ema_decay: float = 0.0
+
+
+def _flat(x: Array) -> Array:
+  """[B, T, ...] -> [B*T, ...]."""
+  return x.reshape((-1,) + x.shape[2:])
+
+
+def _compose_flows(flows: Array) -> Array:
+  """Chains consecutive backward flows into one: [N, k, H, W, 2] (oldest first) -> [N, H, W, 2].
+
+  flows[:, j] maps frame a+j+1 to frame a+j; the result maps frame a+k to frame a:
+  F = f_last + warp(F_rest, f_last), applied from the newest flow back.
+  """
+  total = flows[:, -1]
+  for j in range(flows.shape[1] - 2, -1, -1):
+    total = total + warp_lib.warp(flows[:, j], total)
+  return total
+
+
+def _reference_flows(models: Models, options: StepOptions, chunk: Mapping[str, Array],
+                     flow_fn: Callable | None, real: Array, real_prev: Array
+                     ) -> tuple[Array, Array]:
+  """flow_ref [B, n, H, W, 2] (real t -> t-1, pixels) and conf_ref [B, n, H, W, 1]."""
+  tg = models.n_frames_G
+  b, n = real.shape[:2]
+  if options.flow_source == 'dataset':
+    return chunk['flow_gt'][:, tg - 1:], chunk['conf_gt'][:, tg - 1:]
+  if options.flow_source == 'flownet2':
+    flow, conf = flow_fn(_flat(real), _flat(real_prev))
+    return (flow.reshape((b, n) + flow.shape[1:]), conf.reshape((b, n) + conf.shape[1:]))
+  zeros = jnp.zeros(real.shape[:-1] + (1,), jnp.float32)
+  return jnp.concatenate([zeros, zeros], axis=-1), zeros
+
+
+def _window_flows(options: StepOptions, flow_fn: Callable | None, windows: Array,
+                  flow_windows: Array, scale: int, n_frames_D: int) -> Array:
+  """Reference flows between consecutive frames of temporal windows.
+
+  Args:
+    windows: [N, tD, H, W, 3] real frames of the windows.
+    flow_windows: [N, tD*stride - stride + 1... ] see caller: per window the consecutive
+      scale-0 flows [N, span, H, W, 2] (flow of each frame to the frame before), oldest first.
+
+  Returns:
+    [N, tD - 1, H, W, 2].
+  """
+  stride = n_frames_D**scale
+  if scale > 0 and options.flow_source == 'flownet2':
+    n, t = windows.shape[:2]
+    cur, prev = _flat(windows[:, 1:]), _flat(windows[:, :-1])
+    flow, _ = flow_fn(cur, prev)
+    return flow.reshape((n, t - 1) + flow.shape[1:])
+  # Dataset flows: chain the consecutive flows inside each stride (exact up to interpolation).
+  pieces = [_compose_flows(flow_windows[:, k * stride:(k + 1) * stride])
+            for k in range(n_frames_D - 1)]
+  return jnp.stack(pieces, axis=1)
+
+
+def _temporal_windows(models: Models, seq_real: Array, seq_fake: Array, seq_flow: Array,
+                      valid_frames: Array, n_new: int, scale: int):
+  """Windows of temporal scale ``scale`` ending at the newest frame and stepping back by tD.
+
+  The original builds windows from however much history it has (spec 2.4, 8.17); our buffers
+  have a fixed length, so windows that would reach into missing history are masked instead.
+
+  Returns:
+    list over windows of (real [B, tD, H, W, 3], fake [B, tD, ...], flows [B, span, H, W, 2]
+    consecutive scale-0 flows of the span, valid scalar bool).
+  """
+  td = models.n_frames_D
+  stride = td**scale
+  span = stride * (td - 1)
+  total = seq_real.shape[1]
+  out = []
+  for t in range(0, n_new, td):
+    end = total - 1 - t
+    start = end - span
+    if start < 0:
+      continue
+    idx = np.arange(start, end + 1, stride)
+    valid = t + span < valid_frames  # every frame of the window exists
+    out.append((seq_real[:, idx], seq_fake[:, idx], seq_flow[:, start + 1:end + 1], valid))
+  return out
+
+
+def _apply_d(model, params, x):
+  return model.apply({'params': params}, x)
+
+
+def train_step(models: Models, losses: losses_lib.LossWeights, options: StepOptions,
+               txs: Mapping[str, optax.GradientTransformation], state: TrainState,
+               seq: SequenceState, chunk: Mapping[str, Array], learning_rates: Mapping[str, Array],
+               frozen: Mapping[str, Any]) -> tuple[TrainState, SequenceState, dict[str, Array]]:
+  """One optimizer step on one chunk of a clip.
+
+  Args:
+    models, losses, options, txs: static pieces, bound with functools.partial.
+    state: TrainState before the step.
+    seq: SequenceState of the clip (see `empty_sequence_state`; first_chunk True for chunk 0).
+    chunk: 'cond' [B, tG-1+n, H, W, C], 'image' [B, tG-1+n, H, W, 3] in [-1, 1], and with the
+      dataset flow source 'flow_gt' [B, tG-1+n, H, W, 2] (frame t -> t-1, pixels), 'conf_gt'
+      [B, tG-1+n, H, W, 1].
+    learning_rates: {'g', 'd', 'd_t'} scalars for this step (from Schedule.learning_rates).
+    frozen: {'vgg': VGG params or None, 'flownet': FlowNet2 variables or None}.
+
+  Returns:
+    (new TrainState, new SequenceState, metrics: flat dict of scalars, incl. 'finite').
+  """
+  tg = models.n_frames_G
+  cond, image = chunk['cond'], chunk['image']
+  if cond.ndim != 5 or image.ndim != 5 or cond.shape[:2] != image.shape[:2]:
+    raise ValueError(f'chunk cond {cond.shape} / image {image.shape} must be [B, T, H, W, C] '
+                     'with one B and T')
+  n_new = cond.shape[1] - (tg - 1)
+  if n_new < 1:
+    raise ValueError(f'a chunk needs more than n_frames_G - 1 = {tg - 1} frames, got '
+                     f'{cond.shape[1]}')
+  flow_fn = None
+  if options.flow_source == 'flownet2':
+    from flow import api as flow_api  # pylint: disable=g-import-not-at-top
+    flow_fn = functools.partial(flow_api.compute_flow_and_conf, frozen['flownet'])
+  vgg_fn = None
+  if losses.use_vgg:
+    from vid2vid_jax import vgg  # pylint: disable=g-import-not-at-top
+    vgg_fn = functools.partial(vgg.vgg_loss, frozen['vgg'], dtype=models.dtype)
+
+  first = seq.first_chunk
+  # Inputs of every scale, coarsest first.
+  cond_pyr = layers.pyramid(cond, models.n_scales)
+  if models.first_frame_mode == 'generate':
+    init_prev = tuple(jnp.zeros_like(p) for p in seq.prev_frames)
+  else:  # 'real' (and 'single_g', whose first frames training takes from the data as well)
+    init_prev = tuple(layers.pyramid(image[:, :tg - 1], models.n_scales))
+  prev = tuple(jnp.where(first, a, b) for a, b in zip(init_prev, seq.prev_frames))
+  carry = rollout.Carry(tuple(c[:, :tg - 1] for c in cond_pyr), prev)
+  cond_new = tuple(c[:, tg - 1:] for c in cond_pyr)
+  use_raw_only = jnp.logical_and(first, models.first_frame_mode == 'generate')
+
+  real = image[:, tg - 1:]
+  real_prev = image[:, tg - 2:-1]
+  flow_ref, conf_ref = _reference_flows(models, options, chunk, flow_fn, real, real_prev)
+  flow_ref = jax.lax.stop_gradient(flow_ref)
+  conf_ref = jax.lax.stop_gradient(conf_ref)
+  last_fake = jnp.where(first, image[:, tg - 2], seq.last_fake)
+  real_cur_cond = _flat(cond[:, tg - 1:])
+
+  def frame_fn(g_params, windows, prevs, t):
+    del t
+    masks = None
+    if models.fg_labels:
+      masks = [generator_lib.fg_mask_from_labels(w[:, -1, ..., :models.label_nc],
+                                                 models.fg_labels) for w in windows]
+    outs = models.generator.apply({'params': g_params}, list(windows), list(prevs), masks,
+                                  use_raw_only=use_raw_only,
+                                  detach_coarse=not options.train_coarse)
+    finest = outs[-1]
+    keep = {k: finest[k].astype(jnp.float32) for k in ('fake', 'raw', 'flow', 'weight')
+            if finest.get(k) is not None}
+    return tuple(o['fake'] for o in outs), keep
+
+  def d_image_input(x):
+    return jnp.concatenate([real_cur_cond.astype(x.dtype), x], axis=-1)
+
+  def run_face(model_params, real_x, fake_x):
+    mask = disc_lib.face_mask_from_pose(real_cur_cond, models.openpose_only)
+    (c_cond, c_real, c_fake), has_face = disc_lib.face_crop(
+        [real_cur_cond, real_x, fake_x], mask, models.face_crop_size)
+    d_real = _apply_d(models.face_d, model_params, jnp.concatenate([c_cond, c_real], -1))
+    d_fake = _apply_d(models.face_d, model_params, jnp.concatenate([c_cond, c_fake], -1))
+    return d_real, d_fake, has_face
+
+  seq_real = jnp.concatenate([seq.hist_real, real], axis=1)
+  seq_flow = jnp.concatenate([seq.hist_flow, flow_ref], axis=1)
+  valid_frames = jnp.where(first, 0, seq.hist_count) + n_new
+  hist_fake = seq.hist_fake
+
+  def temporal_terms(d_t_params, fake_all, detach_fake):
+    """Per temporal scale: (mean G terms, mean D terms, has_window) over valid windows."""
+    results = []
+    for s in range(models.n_scales_temporal):
+      windows = _temporal_windows(models, seq_real, fake_all, seq_flow, valid_frames, n_new, s)
+      g_gan = g_feat = d_real = d_fake = jnp.zeros((), jnp.float32)
+      count = jnp.zeros((), jnp.float32)
+      for w_real, w_fake, w_flows, valid in windows:
+        flows = _window_flows(options, flow_fn, w_real, w_flows, s, models.n_frames_D)
+        flows = jax.lax.stop_gradient(flows)
+        x_real = disc_lib.temporal_d_input(w_real, flows)
+        fake_in = jax.lax.stop_gradient(w_fake) if detach_fake else w_fake
+        x_fake = disc_lib.temporal_d_input(fake_in, flows)
+        p_real = _apply_d(models.temporal_d, d_t_params[str(s)], x_real)
+        p_fake = _apply_d(models.temporal_d, d_t_params[str(s)], x_fake)
+        v = valid.astype(jnp.float32)
+        g_gan += v * losses_lib.gan_loss(p_fake, True, losses.gan_mode, for_discriminator=False)
+        if losses.use_gan_feat:
+          g_feat += v * losses.lambda_feat * losses_lib.feature_matching_loss(
+              p_fake, p_real, losses.num_D, losses.n_layers_D)
+        d_real += v * losses_lib.gan_loss(p_real, True, losses.gan_mode, for_discriminator=True)
+        d_fake += v * losses_lib.gan_loss(p_fake, False, losses.gan_mode, for_discriminator=True)
+        count += v
+      norm = 1.0 / jnp.maximum(count, 1.0)
+      results.append(dict(g_gan=g_gan * norm, g_feat=g_feat * norm, d_real=d_real * norm,
+                          d_fake=d_fake * norm, has_window=count > 0))
+    return results
+
+  def generator_loss(g_params):
+    final_carry, outs = rollout.generate(
+        functools.partial(frame_fn, g_params), carry, cond_new,
+        max_frames_backpropagate=options.frames_backpropagate, remat=options.remat)
+    fake = outs['fake']
+    raw = outs.get('raw', fake)
+    fake_flat, raw_flat, real_flat = _flat(fake), _flat(raw), _flat(real)
+    d_params = state.params['d']
+    d_real = _apply_d(models.image_d, d_params['image'], d_image_input(real_flat))
+    d_fake = _apply_d(models.image_d, d_params['image'], d_image_input(fake_flat))
+    d_raw = _apply_d(models.image_d, d_params['image'], d_image_input(raw_flat))
+    fake_prev = jnp.concatenate([last_fake[:, None],
+                                 jax.lax.stop_gradient(fake[:, :-1])], axis=1)
+    face = {}
+    if models.face_d is not None:
+      f_real, f_fake, has_face = run_face(d_params['face'], real_flat, fake_flat)
+      face = dict(d_face_real=f_real, d_face_fake=f_fake, face_valid=has_face)
+    terms = losses_lib.generator_loss_terms(
+        losses, real=real, fake=fake, fake_raw=raw, d_real=d_real, d_fake=d_fake,
+        d_fake_raw=d_raw, vgg_fn=vgg_fn,
+        flow=None if models.no_flow else outs['flow'],
+        weight=None if models.no_flow else outs['weight'],
+        real_prev=real_prev, fake_prev=fake_prev, flow_ref=flow_ref, conf_ref=conf_ref, **face)
+    if models.temporal_d is not None:
+      fake_all = jnp.concatenate([hist_fake, fake], axis=1)
+      for s, r in enumerate(temporal_terms(state.params['d_t'], fake_all, detach_fake=False)):
+        terms[f'g/t_gan_{s}'] = r['g_gan']
+        if losses.use_gan_feat:
+          terms[f'g/t_gan_feat_{s}'] = r['g_feat']
+    total = losses_lib.total_generator_loss(terms)
+    return total, (terms, final_carry, outs)
+
+  (g_total, (g_terms, final_carry, outs)), g_grads = jax.value_and_grad(
+      generator_loss, has_aux=True)(state.params['g'])
+  fake = jax.lax.stop_gradient(outs['fake'])
+  raw = jax.lax.stop_gradient(outs.get('raw', outs['fake']))
+
+  def discriminator_loss(d_all):
+    d_params, d_t_params = d_all
+    real_flat = _flat(real)
+    d_real = _apply_d(models.image_d, d_params['image'], d_image_input(real_flat))
+    d_fake = _apply_d(models.image_d, d_params['image'], d_image_input(_flat(fake)))
+    d_raw = _apply_d(models.image_d, d_params['image'], d_image_input(_flat(raw)))
+    face = {}
+    if models.face_d is not None:
+      f_real, f_fake, has_face = run_face(d_params['face'], real_flat, _flat(fake))
+      face = dict(d_face_real=f_real, d_face_fake=f_fake, face_valid=has_face)
+    terms = losses_lib.discriminator_loss_terms(losses, d_real=d_real, d_fake=d_fake,
+                                                d_fake_raw=d_raw, **face)
+    totals = losses_lib.discriminator_totals(terms)
+    has_window = {}
+    if models.temporal_d is not None:
+      fake_all = jnp.concatenate([hist_fake, fake], axis=1)
+      for s, r in enumerate(temporal_terms(d_t_params, fake_all, detach_fake=True)):
+        terms[f'd_t{s}/real'] = r['d_real']
+        terms[f'd_t{s}/fake'] = r['d_fake']
+        totals[f'd_t{s}'] = 0.5 * (r['d_real'] + r['d_fake'])
+        has_window[str(s)] = r['has_window']
+    # Each D's parameters only appear in its own total, so one gradient of the sum serves all.
+    return sum(totals.values()), (terms, totals, has_window)
+
+  (_, (d_terms, d_totals, has_window)), (d_grads, d_t_grads) = jax.value_and_grad(
+      discriminator_loss, has_aux=True)((state.params['d'], state.params['d_t']))
+
+  finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in
+                              [g_total, *d_totals.values()]]))
+  finite &= jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in
+                               jax.tree_util.tree_leaves((g_grads, d_grads, d_t_grads))]))
+
+  if models.n_scales > 1 and not (options.train_coarse and options.update_coarse):
+    finest = f'scale{models.n_scales - 1}'
+    g_grads = {k: (v if k == finest else jax.tree_util.tree_map(jnp.zeros_like, v))
+               for k, v in g_grads.items()}
+
+  def update(group, grads, params, apply):
+    opt_state = state.opt_state[group]
+    opt_state.hyperparams['learning_rate'] = jnp.asarray(
+        learning_rates['d_t' if group.startswith('d_t') else group], jnp.float32)
+    updates, new_opt = txs[group].update(grads, opt_state, params)
+    new_params = optax.apply_updates(params, updates)
+    keep = jnp.logical_and(apply, finite)
+    pick = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), new, old)
+    return pick(new_params, params), pick(new_opt, state.opt_state[group])
+
+  new_params, new_opt = {}, {}
+  new_params['g'], new_opt['g'] = update('g', g_grads, state.params['g'], True)
+  new_params['d'], new_opt['d'] = update('d', d_grads, state.params['d'], True)
+  new_params['d_t'] = {}
+  for s, grads in d_t_grads.items():
+    new_params['d_t'][s], new_opt[f'd_t{s}'] = update(
+        f'd_t{s}', grads, state.params['d_t'][s], has_window[s])
+  ema = state.ema_g
+  if ema is not None:
+    decay = options.ema_decay
+    ema = jax.tree_util.tree_map(lambda e, p: jnp.where(finite, decay * e + (1 - decay) * p, e),
+                                 ema, new_params['g'])
+  new_state = TrainState(step=state.step + 1, params=new_params, opt_state=new_opt, ema_g=ema)
+
+  hist = history_length(models)
+  fake_all = jnp.concatenate([hist_fake, fake], axis=1)
+  new_seq = SequenceState(
+      prev_frames=rollout.detach(final_carry).prev_frames,
+      last_fake=fake[:, -1],
+      hist_real=seq_real[:, seq_real.shape[1] - hist:],
+      hist_fake=fake_all[:, fake_all.shape[1] - hist:],
+      hist_flow=seq_flow[:, seq_flow.shape[1] - hist:],
+      hist_count=jnp.minimum(valid_frames, hist).astype(jnp.int32),
+      first_chunk=jnp.zeros((), jnp.bool_))
+  metrics = {**g_terms, **d_terms, 'g/total': g_total,
+             **{f'{k}/total': v for k, v in d_totals.items()},
+             'finite': finite.astype(jnp.float32)}
+  for group, rate in learning_rates.items():
+    metrics[f'lr/{group}'] = jnp.asarray(rate, jnp.float32)
+  images = {'fake': fake, 'raw': raw, 'real': real, 'cond': cond[:, tg - 1:],
+            'flow_ref': flow_ref}
+  if not models.no_flow:
+    images.update(flow=jax.lax.stop_gradient(outs['flow']),
+                  weight=jax.lax.stop_gradient(outs['weight']))
+  return new_state, new_seq, {'scalars': metrics, 'images': images}
