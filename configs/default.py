@@ -160,7 +160,9 @@ def get_config() -> ml_collections.ConfigDict:
   # ---------------------------------------------------------------- eval / inference
   ev = config.eval = ml_collections.ConfigDict()
   ev.phase = 'test'  # folder prefix of the evaluated split (orig: --phase test).
+  ev.checkpoint = ''  # '' = the workdir's training checkpoints; else an import_torch checkpoint.
   ev.checkpoint_step = -1  # -1 = latest (orig: --which_epoch latest).
+  ev.chunk_frames = 8  # frames generated per compiled call (memory is independent of length).
   ev.first_frame_mode = ''  # '' = first_frame.mode; test scripts use single_g (orig: --use_single_G).
   ev.how_many = 300  # frames per run (orig: --how_many).
   ev.start_frame = 0  # first frame of the first sequence (orig: --start_frame).

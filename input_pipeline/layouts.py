@@ -266,3 +266,10 @@ def label_value_problem(values: np.ndarray, label_nc: int) -> Optional[str]:
     message += ('; these look like Cityscapes labelIds (0..33), not trainIds: set label_nc=35 '
                 'as the original street scripts do')
   return message
+
+
+def check_size(path: str, hw: tuple[int, int], expected_hw: tuple[int, int]) -> None:
+  """Raises ValueError if a frame's (height, width) differs from its sequence's first frame."""
+  if tuple(hw) != tuple(expected_hw):
+    raise ValueError(f'{path}: size {hw[1]}x{hw[0]} differs from the first frame of its sequence '
+                     f'({expected_hw[1]}x{expected_hw[0]}); frames of a video must share one size')

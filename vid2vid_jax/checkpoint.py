@@ -69,3 +69,67 @@ def load_variables(path: PathLike, as_numpy: bool = True
   config_dict = restored['config']
   config = ml_collections.ConfigDict(config_dict) if config_dict else None
   return tree, config
+
+
+# ----------------------------------------------------------------------------- training runs
+# A training workdir holds one orbax CheckpointManager under {workdir}/checkpoints: per saved step
+# the train state, the clip's sequence state (so a run stopped mid-clip resumes exactly) and a JSON
+# 'meta' item with the data position (epoch, clip and chunk index) and the config. Restore order
+# (train_lib): this workdir's latest step, then config.train.init_from (params only), then scratch.
+
+
+def create_manager(workdir: PathLike, max_to_keep: int = 3) -> ocp.CheckpointManager:
+  """The CheckpointManager of a training workdir (``{workdir}/checkpoints``)."""
+  directory = pathlib.Path(workdir).absolute() / 'checkpoints'
+  options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+                                         enable_async_checkpointing=False)
+  return ocp.CheckpointManager(directory, options=options,
+                               item_names=('state', 'sequence', 'meta'))
+
+
+def _to_tree(x: Any) -> Any:
+  """Flax struct / optax states -> nested dicts of arrays (None leaves dropped by flax)."""
+  from flax import serialization  # pylint: disable=g-import-not-at-top
+  return serialization.to_state_dict(x)
+
+
+def _from_tree(target: Any, tree: Any) -> Any:
+  from flax import serialization  # pylint: disable=g-import-not-at-top
+  return serialization.from_state_dict(target, tree)
+
+
+def save_train(manager: ocp.CheckpointManager, step: int, state: Any, sequence: Any,
+               meta: dict[str, Any]) -> None:
+  """Saves one training step (blocking; orbax renames a finished temp dir into place)."""
+  args = ocp.args.Composite(state=ocp.args.StandardSave(_to_tree(state)),
+                            sequence=ocp.args.StandardSave(_to_tree(sequence)),
+                            meta=ocp.args.JsonSave(meta))
+  manager.save(step, args=args, force=True)
+  manager.wait_until_finished()
+
+
+def restore_meta(manager: ocp.CheckpointManager, step: int) -> dict[str, Any]:
+  """The JSON meta item of ``step``."""
+  return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))['meta']
+
+
+def restore_train(manager: ocp.CheckpointManager, step: int, state_target: Any,
+                  sequence_target: Any) -> tuple[Any, Any]:
+  """Restores (state, sequence) of ``step`` into the structures of the given targets.
+
+  Args:
+    manager: from create_manager.
+    step: a saved step.
+    state_target, sequence_target: concrete or abstract (jax.eval_shape) states whose structure,
+      shapes, dtypes (and shardings, for abstract targets) the restored arrays take.
+  """
+  def abstract(tree):
+    return jax.tree_util.tree_map(
+        lambda x: x if isinstance(x, jax.ShapeDtypeStruct) else jax.ShapeDtypeStruct(
+            np.shape(x), np.asarray(x).dtype if not hasattr(x, 'dtype') else x.dtype), tree)
+  args = ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract(_to_tree(state_target))),
+      sequence=ocp.args.StandardRestore(abstract(_to_tree(sequence_target))))
+  restored = manager.restore(step, args=args)
+  return (_from_tree(state_target, restored['state']),
+          _from_tree(sequence_target, restored['sequence']))

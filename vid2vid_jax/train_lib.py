@@ -12,18 +12,26 @@ chunk to chunk of one clip (the generated-frame histories, the temporal-D frame 
 from collections.abc import Callable, Mapping
 import dataclasses
 import functools
+import json
 import math
+import pathlib
+import time
 from typing import Any
 
+from absl import logging
 import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from vid2vid_jax import checkpoint
+from vid2vid_jax import config_lib
 from vid2vid_jax import losses as losses_lib
 from vid2vid_jax import rollout
+from vid2vid_jax import video_io
 from vid2vid_jax import warp as warp_lib
+from vid2vid_jax import writers
 from vid2vid_jax.models import builders
 from vid2vid_jax.models import discriminator as disc_lib
 from vid2vid_jax.models import generator as generator_lib
@@ -638,3 +646,232 @@ def train_step(models: Models, losses: losses_lib.LossWeights, options: StepOpti
     images.update(flow=jax.lax.stop_gradient(outs['flow']),
                   weight=jax.lax.stop_gradient(outs['weight']))
   return new_state, new_seq, {'scalars': metrics, 'images': images}
+
+
+# ----------------------------------------------------------------------------- host side
+
+
+def summary_image(images: Mapping[str, Array], label_nc: int) -> np.ndarray:
+  """[1, H, k*W, 3] uint8 panel of the first sample's newest frame: cond | fake | real | raw
+  | flow | weight | reference flow (those present)."""
+  pick = lambda k: np.asarray(images[k][0, -1], np.float32)
+  panels = [video_io.colorize_cond(pick('cond'), label_nc), video_io.to_uint8(pick('fake')),
+            video_io.to_uint8(pick('real')), video_io.to_uint8(pick('raw'))]
+  if 'flow' in images:
+    magnitude = max(float(np.abs(pick('flow_ref')).max()), float(np.abs(pick('flow')).max()), 1)
+    panels.append(video_io.flow_to_rgb(pick('flow'), magnitude))
+    panels.append(np.repeat(np.clip(pick('weight') * 255, 0, 255).astype(np.uint8), 3, axis=-1))
+    panels.append(video_io.flow_to_rgb(pick('flow_ref'), magnitude))
+  return video_io.side_by_side(panels)[None]
+
+
+def load_frozen(config: Any) -> dict[str, Any]:
+  """The frozen networks the step needs: VGG19 (if the VGG loss is on) and FlowNet2 (if used)."""
+  frozen = {'vgg': None, 'flownet': None}
+  if config.loss.use_vgg:
+    from vid2vid_jax import vgg  # pylint: disable=g-import-not-at-top
+    frozen['vgg'] = jax.tree_util.tree_map(jnp.asarray,
+                                           vgg.load_vgg19_weights(config.loss.vgg_weights))
+  if config.flow.source == 'flownet2':
+    if not config.flow.checkpoint:
+      raise ValueError('flow.source is "flownet2" but flow.checkpoint is empty: convert the '
+                       'official FlowNet2_checkpoint.pth.tar with `python -m flow.import_torch` '
+                       'and set config.flow.checkpoint, or use flow.source="dataset"')
+    from flow import checkpoint as flow_checkpoint  # pylint: disable=g-import-not-at-top
+    frozen['flownet'] = flow_checkpoint.load_flownet2(config.flow.checkpoint)
+  return frozen
+
+
+def step_options(config: Any, schedule: Schedule, epoch: int) -> StepOptions:
+  train_coarse = schedule.train_coarse(epoch)
+  return StepOptions(
+      frames_backpropagate=schedule.frames_backpropagate(epoch),
+      train_coarse=train_coarse,
+      update_coarse=train_coarse and not (schedule.frozen_global_after_fix
+                                          and schedule.niter_fix_global > 0),
+      flow_source=config.flow.source, remat=config.train.remat,
+      ema_decay=config.train.ema_decay)
+
+
+def chunks_of(batch: Mapping[str, Any], n_frames_G: int, frames_per_step: int, keys=(
+    'cond', 'image', 'flow_gt', 'conf_gt')) -> list[dict[str, np.ndarray]]:
+  """Splits a clip batch [B, T, ...] into the chunks of successive optimizer steps, each with
+  n_frames_G - 1 frames of context and ``frames_per_step`` new frames (spec 4.1)."""
+  total = batch['cond'].shape[1]
+  n_chunks = (total - (n_frames_G - 1)) // frames_per_step
+  if n_chunks < 1:
+    raise ValueError(f'a clip of {total} frames is too short for n_frames_G={n_frames_G} and '
+                     f'{frames_per_step} frames per step')
+  length = frames_per_step + n_frames_G - 1
+  return [{k: batch[k][:, c * frames_per_step:c * frames_per_step + length]
+           for k in keys if k in batch} for c in range(n_chunks)]
+
+
+def _init_from(params: dict[str, Any], path: str) -> dict[str, Any]:
+  """Copies every parameter of a checkpoint (ours or imported) whose path and shape match.
+
+  Used to grow a model coarse-to-fine (spec 4.6): the coarser scales of a lower-resolution
+  model keep their weights, new scales and mismatched tensors keep their random init (the
+  original's partial loading, spec 8.24). Accepts a training workdir or a checkpoint written by
+  ``import_torch``.
+  """
+  source = pathlib.Path(path)
+  manager_dir = source / 'checkpoints'
+  if manager_dir.is_dir():
+    manager = checkpoint.create_manager(source)
+    step = manager.latest_step()
+    if step is None:
+      raise ValueError(f'train.init_from={path}: no checkpoint in {manager_dir}')
+    import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+    loaded = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    other = loaded['state']['params']
+  else:
+    tree, _ = checkpoint.load_variables(source)
+    other = _params_from_import(tree)
+  flat_other = flax.traverse_util.flatten_dict(other, sep='/')
+  flat = flax.traverse_util.flatten_dict(params, sep='/')
+  copied = 0
+  for key, value in flat.items():
+    if key in flat_other and np.shape(flat_other[key]) == np.shape(value):
+      flat[key] = jnp.asarray(flat_other[key], value.dtype)
+      copied += 1
+  if copied == 0:
+    raise ValueError(f'train.init_from={path}: no parameter matches this model')
+  logging.info('init_from %s: copied %d of %d parameter arrays', path, copied, len(flat))
+  return flax.traverse_util.unflatten_dict(flat, sep='/')
+
+
+def _params_from_import(tree: Mapping[str, Any]) -> dict[str, Any]:
+  """Maps an import_torch checkpoint tree onto our training params layout."""
+  params: dict[str, Any] = {'d': {}, 'd_t': {}}
+  for key, value in tree.items():
+    inner = value.get('params', value) if isinstance(value, Mapping) else value
+    if key in ('generator', 'g'):
+      params['g'] = inner
+    elif key in ('discriminator', 'image_d', 'd'):
+      params['d']['image'] = inner
+    elif key in ('face_discriminator', 'face_d'):
+      params['d']['face'] = inner
+    elif key.startswith('temporal_discriminator') or key.startswith('d_t'):
+      params['d_t'][key.rsplit('_', 1)[-1].lstrip('d_t')] = inner
+  return params
+
+
+def train_and_evaluate(config: Any, workdir: str) -> TrainState:
+  """Trains from config in workdir (resuming automatically); returns the final state."""
+  import input_pipeline  # pylint: disable=g-import-not-at-top  (TensorFlow: only when training)
+
+  config_lib.validate_config(config, num_devices=jax.device_count())
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  is_main = jax.process_index() == 0
+  writer = writers.create_writer(workdir, just_logging=not is_main)
+  models = build_models(config)
+  losses = losses_lib.loss_weights_from_config(config)
+  schedule = schedule_from_config(config)
+  frozen = load_frozen(config)
+  tg = models.n_frames_G
+
+  rng = jax.random.PRNGKey(config.seed)
+  init_key, loop_key = jax.random.split(rng)
+  del rng, loop_key  # the step itself draws no random numbers (no dropout/noise in vid2vid)
+
+  # ------------------------------------------------------------ resume position
+  manager = checkpoint.create_manager(workdir, config.train.keep_checkpoints)
+  latest = manager.latest_step()
+  position = {'epoch': 0, 'clip': 0, 'chunk': 0}
+  if latest is not None:
+    position = checkpoint.restore_meta(manager, latest)['position']
+    logging.info('Resuming from %s at step %d (epoch %d, clip %d, chunk %d)',
+                 manager.directory, latest, position['epoch'], position['clip'],
+                 position['chunk'])
+
+  num_steps = config.train.num_steps if config.train.num_steps >= 0 else None
+  state = seq = None
+  jit_steps: dict[StepOptions, Callable] = {}
+  log_scalars: list[dict[str, Any]] = []
+  progress = writers.ProgressLogger(num_steps or 0, writer if is_main else None,
+                                    every_secs=30.0)
+  last_saved = latest
+
+  def save(step, epoch, clip, chunk, seq_to_save):
+    nonlocal last_saved
+    meta = {'position': {'epoch': epoch, 'clip': clip, 'chunk': chunk},
+            'config': json.loads(config.to_json())}
+    checkpoint.save_train(manager, step, state, seq_to_save, meta)
+    last_saved = step
+    logging.info('Saved checkpoint at step %d', step)
+
+  step = latest or 0
+  done = num_steps is not None and step >= num_steps
+  t_start = time.monotonic()
+  for epoch in range(position['epoch'], schedule.num_epochs):
+    if done:
+      break
+    n_total = schedule.n_frames_total_at(epoch)
+    per_step = schedule.frames_per_step(epoch)
+    options = step_options(config, schedule, epoch)
+    rates = schedule.learning_rates(epoch)
+    dataset = input_pipeline.create_dataset(
+        config, split='train', n_frames_total=n_total, seed=config.seed * 1000 + epoch)
+    for clip, batch in enumerate(dataset):
+      if epoch == position['epoch'] and clip < position['clip']:
+        continue  # already trained before the restart: same data order, skipped
+      chunks = chunks_of(batch, tg, per_step)
+      b, _, height, width, _ = batch['image'].shape
+      if state is None:
+        state = create_train_state(models, schedule, init_key, b, height, width,
+                                   ema=config.train.ema_decay > 0)
+        seq_template = empty_sequence_state(models, b, height, width)
+        if latest is not None:
+          state, seq = checkpoint.restore_train(manager, latest, state, seq_template)
+        elif config.train.init_from:
+          params = _init_from(state.params, config.train.init_from)
+          state = state.replace(params=params, ema_g=params['g'] if state.ema_g is not None
+                                else None)
+      first_chunk = 0
+      if latest is not None and epoch == position['epoch'] and clip == position['clip']:
+        first_chunk = position['chunk']  # resume inside this clip with the restored seq
+      else:
+        seq = empty_sequence_state(models, b, height, width)
+      if options not in jit_steps:
+        txs = make_optimizers(schedule, state.params)
+        jit_steps[options] = jax.jit(
+            functools.partial(train_step, models, losses, options, txs), donate_argnums=(0, 1))
+      for c in range(first_chunk, len(chunks)):
+        state, seq, out = jit_steps[options](
+            state, seq, chunks[c], {k: jnp.float32(v) for k, v in rates.items()}, frozen)
+        step += 1
+        scalars = out['scalars']
+        if not bool(scalars['finite']):
+          raise RuntimeError(
+              f'non-finite loss or gradient at step {step} (epoch {epoch}, clip {clip}, chunk '
+              f'{c}); the update was skipped. Last good checkpoint: '
+              f'{"none" if last_saved is None else f"step {last_saved} in {manager.directory}"}')
+        log_scalars.append(scalars)
+        if step % config.train.log_every_steps == 0 or step == num_steps:
+          mean = {k: float(np.mean([float(s[k]) for s in log_scalars]))
+                  for k in log_scalars[0] if k != 'finite'}
+          mean['epoch'] = epoch
+          mean['n_frames_total'] = n_total
+          writer.write_scalars(step, mean)
+          log_scalars.clear()
+        if step % config.train.image_every_steps == 0 or step == num_steps:
+          writer.write_images(step, {'train/cond_fake_real_raw_flow_weight_flowref':
+                                     summary_image(out['images'], models.label_nc)})
+        progress(step)
+        next_position = (epoch, clip, c + 1) if c + 1 < len(chunks) else (epoch, clip + 1, 0)
+        if step % config.train.checkpoint_every_steps == 0:
+          save(step, *next_position, seq)
+        if num_steps is not None and step >= num_steps:
+          done = True
+          break
+      if done:
+        break
+  if state is None:
+    raise ValueError(f'the training set of {config.data.root} yielded no clips')
+  if last_saved != step:
+    save(step, *next_position, seq)
+  writer.flush()
+  logging.info('Training finished at step %d in %.1f s', step, time.monotonic() - t_start)
+  return state

@@ -6,10 +6,10 @@ loss taps relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 (torchvision slices [0:2],
 directly (no ImageNet mean/std, no [0, 1] rescale) and both images are 2x2-average-pooled while
 their width exceeds 1024.
 
-Weights come from torchvision's ImageNet file ``vgg19-dcbb9e9d.pth`` (read without torch or
-pickled code by ``vid2vid_jax.pth``) or from the ``.npz`` this module writes. There is deliberately no way to get
-a randomly initialised perceptual loss: an empty path raises (config.loss.use_vgg=False is the
-explicit way to train without the term).
+Weights come from torchvision's ImageNet file ``vgg19-dcbb9e9d.pth`` (read without torch and
+without running pickled code by ``vid2vid_jax.pth``) or from the ``.npz`` this module writes.
+There is deliberately no way to get a randomly initialised perceptual loss: an empty path raises
+(config.loss.use_vgg=False is the explicit way to train without the term).
 
 Convert once (the .npz holds only the 13 convolutions the loss uses, ~52 MB):
   python -m vid2vid_jax.vgg --pth vgg19-dcbb9e9d.pth --out vgg19.npz

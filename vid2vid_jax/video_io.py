@@ -116,29 +116,47 @@ def _even(frame: np.ndarray) -> np.ndarray:
   return frame
 
 
+class VideoWriter:
+  """Streams [H, W, 3] uint8 frames into an H.264 mp4 that appears at ``path`` only when closed
+  without error (a context manager; memory does not grow with the number of frames)."""
+
+  def __init__(self, path: str | os.PathLike, fps: float):
+    self.path = pathlib.Path(path)
+    fd, self._tmp = _atomic_target(self.path)
+    os.close(fd)
+    self._writer = imageio.get_writer(self._tmp, format='FFMPEG', mode='I', fps=fps,
+                                      codec='libx264', pixelformat='yuv420p',
+                                      macro_block_size=1, ffmpeg_log_level='error')
+    self.count = 0
+
+  def append(self, frame: np.ndarray) -> None:
+    self._writer.append_data(_even(np.asarray(frame, dtype=np.uint8)))
+    self.count += 1
+
+  def close(self, success: bool = True) -> None:
+    try:
+      self._writer.close()  # waits for ffmpeg, so nothing is written after the cleanup below
+      if success:
+        if self.count == 0:
+          raise ValueError(f'VideoWriter: no frames for {self.path}')
+        os.replace(self._tmp, self.path)
+    finally:
+      if os.path.exists(self._tmp):
+        os.remove(self._tmp)
+
+  def __enter__(self) -> 'VideoWriter':
+    return self
+
+  def __exit__(self, exc_type, exc, tb) -> None:
+    self.close(success=exc_type is None)
+
+
 def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float) -> int:
   """Streams [H, W, 3] uint8 frames into an H.264 mp4, atomically; returns the frame count."""
-  path = pathlib.Path(path)
-  fd, tmp = _atomic_target(path)
-  os.close(fd)
-  count = 0
-  try:
-    writer = imageio.get_writer(tmp, format='FFMPEG', mode='I', fps=fps, codec='libx264',
-                                pixelformat='yuv420p', macro_block_size=1,
-                                ffmpeg_log_level='error')
-    try:
-      for frame in frames:
-        writer.append_data(_even(np.asarray(frame, dtype=np.uint8)))
-        count += 1
-    finally:
-      writer.close()  # waits for ffmpeg, so nothing is written after the cleanup below
-    if count == 0:
-      raise ValueError(f'write_video: no frames for {path}')
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-  return count
+  with VideoWriter(path, fps) as writer:
+    for frame in frames:
+      writer.append(frame)
+  return writer.count
 
 
 def read_video(path: str | os.PathLike) -> np.ndarray:
