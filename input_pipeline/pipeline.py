@@ -361,6 +361,7 @@ def _stream_frames(plan: Plan, seq: layouts.Sequence) -> Iterator[dict[str, Any]
       frame['flow'], frame['conf'] = flow[-1:], conf[-1:]
     frame['seq_index'] = np.zeros((1,), np.int32)
     frame['frame_index'] = np.full((1,), t, np.int32)
+    frame = {k: tf.convert_to_tensor(v) for k, v in frame.items()}
     out = tf.nest.map_structure(lambda x: x.numpy()[0], _finalize(domain, frame))
     out.pop('meta')
     out['frame_index'] = t
