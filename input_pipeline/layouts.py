@@ -121,10 +121,13 @@ def list_sequences(root: str, layout: str, phase: str, streams: tuple[str, ...],
       continue
     counts = {s: len(found[s][name]) for s in streams}
     if len(set(counts.values())) > 1:
-      detail = ', '.join(f'{STREAM_FOLDERS[layout][s]}: {n}' for s, n in counts.items())
-      problems.append(Problem(os.path.join(stream_dir(root, layout, phase, streams[0]), name),
-                              f'frame counts differ between streams ({detail}); every stream '
-                              'needs one file per frame'))
+      first = os.path.join(stream_dir(root, layout, phase, streams[0]), name)
+      for s in streams[1:]:
+        if counts[s] != counts[streams[0]]:
+          problems.append(Problem(
+              os.path.join(stream_dir(root, layout, phase, s), name),
+              f'{counts[s]} frames, but {first} has {counts[streams[0]]}; every stream needs '
+              'one file per frame'))
       continue
     files = {s: found[s][name] for s in streams}
     flows = None

@@ -1,0 +1,133 @@
+"""Training step and schedules on a tiny config (no input pipeline needed)."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import demo
+from vid2vid_jax import losses as losses_lib
+from vid2vid_jax import train_lib
+
+B, H, W, TG, N = 1, 16, 32, 3, 2
+
+
+def tiny_config():
+  config = demo.get_config()
+  g = config.model.generator
+  g.ngf, g.n_blocks, g.n_downsample_G, g.n_frames_G = 8, 1, 2, TG
+  d = config.model.discriminator
+  d.ndf, d.n_layers_D, d.num_D, d.n_frames_D, d.n_scales_temporal = 8, 2, 1, 2, 2
+  config.train.max_frames_per_gpu = N
+  return config
+
+
+def _chunk(seed, t=TG - 1 + N):
+  rng = np.random.default_rng(seed)
+  labels = rng.integers(0, 35, (B, t, H, W))
+  cond = np.concatenate([np.eye(35, dtype=np.float32)[labels],
+                         rng.integers(0, 2, (B, t, H, W, 1)).astype(np.float32)], -1)
+  return dict(cond=cond, image=rng.uniform(-1, 1, (B, t, H, W, 3)).astype(np.float32),
+              flow_gt=rng.normal(0, 1, (B, t, H, W, 2)).astype(np.float32),
+              conf_gt=(rng.uniform(size=(B, t, H, W, 1)) > 0.3).astype(np.float32))
+
+
+@pytest.fixture(scope='module')
+def setup():
+  config = tiny_config()
+  models = train_lib.build_models(config)
+  schedule = train_lib.schedule_from_config(config)
+  state = train_lib.create_train_state(models, schedule, jax.random.PRNGKey(0), B, H, W)
+  txs = train_lib.make_optimizers(schedule, state.params)
+  step = jax.jit(functools.partial(
+      train_lib.train_step, models, losses_lib.loss_weights_from_config(config),
+      train_lib.step_options(config, schedule, 0), txs))
+  rates = {k: jnp.float32(v) for k, v in schedule.learning_rates(0).items()}
+  frozen = {'vgg': None, 'flownet': None}
+  seq = train_lib.empty_sequence_state(models, B, H, W)
+  state1, seq1, out1 = step(state, seq, _chunk(1), rates, frozen)
+  state2, seq2, out2 = step(state1, seq1, _chunk(2), rates, frozen)
+  return dict(models=models, step=step, rates=rates, frozen=frozen, states=(state, state1, state2),
+              seqs=(seq, seq1, seq2), outs=(out1, out2))
+
+
+def _changed(a, b):
+  return any(not np.array_equal(x, y) for x, y in zip(jax.tree_util.tree_leaves(a),
+                                                      jax.tree_util.tree_leaves(b)))
+
+
+def test_step_losses_finite_and_params_change(setup):
+  state0, state1, state2 = setup['states']
+  for out in setup['outs']:
+    scalars = out['scalars']
+    assert float(scalars['finite']) == 1.0
+    for key in ('g/gan', 'g/gan_feat', 'g/flow', 'g/warp', 'g/fake_warp', 'd/real', 'd/fake'):
+      assert np.isfinite(float(scalars[key])) and float(scalars[key]) > 0, key
+  assert int(state2.step) == 2
+  assert _changed(state0.params['g'], state1.params['g'])
+  assert _changed(state0.params['d'], state1.params['d'])
+
+
+def test_temporal_d_waits_for_history(setup):
+  """With n_frames_D=2 and 2 temporal scales a window needs 1 (scale 0) / 2 (scale 1) frames of
+  history beyond the first: chunk 1 (2 new frames) has a scale-0 window only; chunk 2 both."""
+  state0, state1, state2 = setup['states']
+  out1, out2 = setup['outs']
+  assert float(out1['scalars']['d_t0/real']) > 0
+  assert float(out1['scalars']['d_t1/real']) == 0.0
+  assert _changed(state0.params['d_t']['0'], state1.params['d_t']['0'])
+  assert not _changed(state0.params['d_t']['1'], state1.params['d_t']['1'])  # no window: no step
+  assert float(out2['scalars']['d_t1/real']) > 0
+  assert _changed(state1.params['d_t']['1'], state2.params['d_t']['1'])
+  seq1, seq2 = setup['seqs'][1:]
+  assert int(seq1.hist_count) == 2 and int(seq2.hist_count) == 2  # L = 2**1 * 1 = 2
+  assert not bool(seq1.first_chunk)
+
+
+def test_sequence_state_carries_generated_frames(setup):
+  seq1 = setup['seqs'][1]
+  out1 = setup['outs'][0]
+  np.testing.assert_allclose(seq1.last_fake, out1['images']['fake'][:, -1])
+  np.testing.assert_allclose(seq1.prev_frames[-1], out1['images']['fake'][:, -(TG - 1):])
+  np.testing.assert_allclose(seq1.hist_fake, out1['images']['fake'][:, -2:])
+  assert seq1.prev_frames[0].shape == (B, TG - 1, H, W, 3)
+
+
+def test_non_finite_input_skips_update(setup):
+  state = setup['states'][2]
+  bad = _chunk(3)
+  bad['image'][0, -1, 0, 0, 0] = np.nan
+  new_state, _, out = setup['step'](state, setup['seqs'][2], bad, setup['rates'], setup['frozen'])
+  assert float(out['scalars']['finite']) == 0.0
+  assert not _changed(state.params, new_state.params)
+
+
+def test_schedule_matches_original():
+  s = train_lib.Schedule(lr=2e-4, beta1=0.5, ttur=False, niter=10, niter_decay=10, niter_step=5,
+                         n_frames_total=6, max_frames_per_gpu=2, max_frames_backpropagate=4,
+                         niter_fix_global=3)
+  assert [s.lr_factor(e) for e in (0, 9, 10, 11, 19)] == [1.0, 1.0, 1.0, 0.9, pytest.approx(0.1)]
+  assert s.learning_rates(15) == {'g': pytest.approx(1e-4), 'd': pytest.approx(1e-4),
+                                  'd_t': pytest.approx(1e-4)}
+  compat = s.__class__(**{**s.__dict__, 'decay_only_g_and_d': True, 'ttur': True})
+  assert compat.learning_rates(15) == {'g': pytest.approx(5e-5), 'd': pytest.approx(2e-4),
+                                       'd_t': pytest.approx(2e-4)}
+  assert [s.n_frames_total_at(e) for e in (0, 4, 5, 10)] == [6, 6, 12, 24]
+  capped = s.__class__(**{**s.__dict__, 'n_frames_cap': 10})
+  assert capped.n_frames_total_at(10) == 10
+  assert [s.frames_backpropagate(e) for e in (0, 5, 10)] == [1, 2, 2]
+  assert [s.train_coarse(e) for e in (2, 3)] == [False, True]
+
+
+def test_compose_flows_and_chunking():
+  flows = np.zeros((1, 2, 4, 6, 2), np.float32)
+  flows[:, 0, ..., 0] = 1.0
+  flows[:, 1, ..., 1] = -1.0
+  np.testing.assert_allclose(train_lib._compose_flows(jnp.asarray(flows))[0, 2, 2], [1.0, -1.0])
+  batch = {'cond': np.arange(9)[None, :, None, None, None], 'image': np.zeros((1, 9, 1, 1, 3))}
+  chunks = train_lib.chunks_of(batch, n_frames_G=3, frames_per_step=3)
+  assert [c['cond'][0, :, 0, 0, 0].tolist() for c in chunks] == [[0, 1, 2, 3, 4], [3, 4, 5, 6, 7]]
+  with pytest.raises(ValueError, match='too short'):
+    train_lib.chunks_of(batch, n_frames_G=3, frames_per_step=8)
