@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 PIP_INSTALL := $(PIP) install --disable-pip-version-check -q -c constraints.txt
 PYTEST_ARGS ?=
-DEMO_DIR ?= runs/demo
+DEMO_DIR := runs/demo  # configs/demo.py reads and writes here
 
 .PHONY: install install-test demo test test-all clean
 
@@ -27,7 +27,13 @@ install-test: $(VENV)/.installed-test
 
 # The main job: synthetic street data -> train configs/demo.py -> label->video mp4s in runs/demo.
 demo: install
-	$(PY) -m vid2vid_jax.demo --workdir $(DEMO_DIR)
+	$(PY) -m input_pipeline.synthetic --domain street --out $(DEMO_DIR)/data --sequences 16 \
+	  --test_sequences 3 --frames 24 --size 64x32 --seed 0
+	$(PY) -m input_pipeline.validate --layout street --label_nc 35 $(DEMO_DIR)/data
+	$(PY) train.py --config configs/demo.py --workdir $(DEMO_DIR)
+	$(PY) eval.py --config configs/demo.py --workdir $(DEMO_DIR)
+	$(PY) -m vid2vid_jax.tools.label_baseline --config configs/demo.py --workdir $(DEMO_DIR)
+	@ls $(DEMO_DIR)/*.mp4
 
 # The default suite (<= 15 minutes on 2 CPU cores): everything but `slow` and `gpu` tests.
 test: install-test

@@ -11,16 +11,24 @@ The vertical displacement j is the slow channel index. For FlowNetC (pad 20, k 1
 s2 2) this is ``mean_c f1[y, x] * f2[y + 2j, x + 2i]`` with 441 channels and an output the size
 of the input.
 
-Memory: the (B, H, W, D^2, C) product tensor is never formed. A ``lax.map`` runs over the D
-vertical displacements; each step multiplies f1 with D horizontally shifted slices of one
-row-shifted f2 window and reduces over channels right away (XLA fuses the product into the
-reduction), so one step holds at most a (B, H, W, D) result plus the f2 window.
+Implementation: for each vertical displacement (a ``lax.map`` over D steps) the channel
+reductions of all D horizontal displacements come from one batched matrix product per tile of T
+output columns: ``f1[y, x0:x0+T] @ f2[y + dy, x0 + dx_min : x0 + T + dx_max].T`` gives every
+(x, x') pair of the tile, and the D needed diagonals (x' - x = i * s2) are read out with a
+flatten / pad / reshape trick. That computes (T + (D - 1) s2) / D times more products than
+needed, but as a matrix product XLA runs it ~40x faster on CPU than the exact
+multiply-and-reduce over channels (measured at 1024x512: 0.4 s vs 18 s), and it keeps memory
+small: the (B, H, W, D^2, C) product tensor is never formed; one step holds a
+(B, H, W / T, T, T + (D - 1) s2) block.
 """
 
 import math
 
 import jax
 import jax.numpy as jnp
+
+# Output columns per matrix-product tile (64 was fastest on CPU at 512x256 and 1024x512).
+_TILE = 64
 
 
 def correlation(f1: jax.Array, f2: jax.Array, *, pad_size: int = 20, kernel_size: int = 1,
@@ -63,32 +71,41 @@ def correlation(f1: jax.Array, f2: jax.Array, *, pad_size: int = 20, kernel_size
   # Product maps are needed on the padded grid rows md - kr .. md + (out_h - 1) s1 + kr (and
   # likewise columns); f2 additionally shifted by up to +-dr s2. Zero-pad by kr more so every
   # slice below is in bounds; the values read there (k > 1 only) are undefined in the CUDA
-  # kernel anyway.
+  # kernel anyway. Columns are cut into tiles of `tile` (the last one zero-padded).
   span_h = (out_h - 1) * stride1 + 2 * kr + 1
   span_w = (out_w - 1) * stride1 + 2 * kr + 1
+  tile = min(span_w, _TILE)
+  num_tiles = -(-span_w // tile)
+  reach = (num_d - 1) * stride2  # widest horizontal displacement minus narrowest
   extra_lo = kr
   extra_hi_h = max(0, max_displacement + span_h - kr + dr * stride2 - (height + 2 * pad_size))
-  extra_hi_w = max(0, max_displacement + span_w - kr + dr * stride2 - (width + 2 * pad_size))
+  extra_hi_w = max(0, max_displacement + num_tiles * tile - kr + dr * stride2
+                   - (width + 2 * pad_size))
   acc_dtype = jnp.promote_types(f1.dtype, jnp.float32)
-  f1 = f1.astype(acc_dtype)
-  f2 = f2.astype(acc_dtype)
-  p1 = jnp.pad(f1, ((0, 0), (pad_size + extra_lo, pad_size + extra_hi_h),
-                    (pad_size + extra_lo, pad_size + extra_hi_w), (0, 0)))
-  p2 = jnp.pad(f2, ((0, 0), (pad_size + extra_lo, pad_size + extra_hi_h),
-                    (pad_size + extra_lo, pad_size + extra_hi_w), (0, 0)))
+  pads = ((0, 0), (pad_size + extra_lo, pad_size + extra_hi_h),
+          (pad_size + extra_lo, pad_size + extra_hi_w), (0, 0))
+  p1 = jnp.pad(f1.astype(acc_dtype), pads)
+  p2 = jnp.pad(f2.astype(acc_dtype), pads)
   # Index t on the padded grid of the definition is t + extra_lo in p1 / p2.
   top = max_displacement - kr + extra_lo
-  a = jax.lax.slice(p1, (0, top, top, 0), (batch, top + span_h, top + span_w, channels))
-  row0 = top - dr * stride2
-  window_w = span_w + 2 * dr * stride2
+  row0 = top - dr * stride2  # p2 row / column of the most negative displacement
+  a = jax.lax.slice(p1, (0, top, top, 0), (batch, top + span_h, top + num_tiles * tile, channels))
+  a = a.reshape(batch, span_h, num_tiles, tile, channels)
+  # f2 windows of tile + reach columns for each tile (they overlap by `reach`).
+  windows = jnp.stack([p2[:, :, row0 + t * tile:row0 + t * tile + tile + reach, :]
+                       for t in range(num_tiles)], axis=2)  # [B, Hp, tiles, tile + reach, C]
 
   def one_row(jj: jax.Array) -> jax.Array:
     """Displacements (j, -dr..dr) for j = jj - dr: [B, out_h, out_w, D]."""
-    window = jax.lax.dynamic_slice(
-        p2, (0, row0 + jj * stride2, row0, 0), (batch, span_h, window_w, channels))
-    prods = [jnp.sum(a * window[:, :, ii * stride2:ii * stride2 + span_w, :], axis=-1)
-             for ii in range(num_d)]
-    prods = jnp.stack(prods, axis=-1)  # [B, span_h, span_w, D]
+    rows = jax.lax.dynamic_slice_in_dim(windows, row0 + jj * stride2, span_h, axis=1)
+    pairs = jnp.einsum('bhtxc,bhtyc->bhtxy', a, rows, precision=jax.lax.Precision.HIGHEST,
+                       preferred_element_type=acc_dtype)  # [B, span_h, tiles, tile, tile+reach]
+    # pairs[..., x, x + k] sits at flat index x * (tile + reach + 1) + k.
+    flat = pairs.reshape(batch, span_h, num_tiles, tile * (tile + reach))
+    flat = jnp.pad(flat, ((0, 0), (0, 0), (0, 0), (0, tile)))
+    diag = flat.reshape(batch, span_h, num_tiles, tile, tile + reach + 1)
+    prods = diag[..., 0:reach + 1:stride2]  # [B, span_h, tiles, tile, D]
+    prods = prods.reshape(batch, span_h, num_tiles * tile, num_d)[:, :, :span_w]
     if kernel_size > 1 or stride1 > 1:
       prods = jax.lax.reduce_window(prods, jnp.zeros((), acc_dtype), jax.lax.add,
                                     (1, kernel_size, kernel_size, 1),

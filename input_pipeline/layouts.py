@@ -22,7 +22,8 @@ from PIL import Image
 
 from input_pipeline import keypoints as kp
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.pgm', '.bmp', '.tif', '.tiff')
+# .npy: raw uint8/uint16/int32 frames written by ``input_pipeline.pack`` (no decoding).
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.pgm', '.bmp', '.tif', '.tiff', '.npy')
 STREAM_FOLDERS = {
     'street': {'label': 'A', 'image': 'B', 'inst': 'inst'},
     'face': {'keypoints': 'keypoints', 'image': 'img'},
@@ -157,8 +158,21 @@ def _match_flows(flow_dir: str, name: str, files: dict[str, tuple[str, ...]]):
 # ---------------------------------------------------------------- file readers
 
 
+def _read_npy(path: str, ndim: int) -> np.ndarray:
+  try:
+    array = np.load(path)
+  except (OSError, ValueError) as e:
+    raise ValueError(f'{path}: unreadable or corrupt .npy frame ({e})') from e
+  if array.ndim != ndim or (ndim == 3 and array.shape[-1] != 3):
+    raise ValueError(f'{path}: expected a {"[H, W, 3]" if ndim == 3 else "[H, W]"} array, got '
+                     f'{array.shape}')
+  return array
+
+
 def read_image(path: str) -> np.ndarray:
   """[H, W, 3] uint8 RGB (grey images are expanded)."""
+  if path.endswith('.npy'):
+    return _read_npy(path, 3)
   image = cv2.imread(path, cv2.IMREAD_COLOR)
   if image is None:
     raise ValueError(f'{path}: unreadable or corrupt image (expected an RGB image file)')
@@ -167,6 +181,8 @@ def read_image(path: str) -> np.ndarray:
 
 def read_map(path: str) -> np.ndarray:
   """[H, W] integer map (label or instance ids): uint8, uint16 or int32 as stored."""
+  if path.endswith('.npy'):
+    return _read_npy(path, 2)
   image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
   if image is None:
     raise ValueError(f'{path}: unreadable or corrupt image (expected a one-channel id map)')
@@ -182,6 +198,12 @@ def read_map(path: str) -> np.ndarray:
 
 def image_size(path: str) -> tuple[int, int]:
   """(width, height) from the file header only."""
+  if path.endswith('.npy'):
+    try:
+      shape = np.load(path, mmap_mode='r').shape
+    except (OSError, ValueError) as e:
+      raise ValueError(f'{path}: unreadable or corrupt .npy frame ({e})') from e
+    return shape[1], shape[0]
   try:
     with Image.open(path) as im:
       return im.size

@@ -31,6 +31,7 @@ import json
 import os
 import pathlib
 import time
+from typing import Optional
 
 from absl import app
 from absl import flags
@@ -57,7 +58,9 @@ def _write_png(path: pathlib.Path, array: np.ndarray) -> None:
     raise ValueError(f'{path}: could not write image')
 
 
-def _write_flows(flow_dir: pathlib.Path, stem: str, layers, layer_maps, t: int) -> None:
+def _write_flows(flow_dir: Optional[pathlib.Path], stem: str, layers, layer_maps, t: int) -> None:
+  if flow_dir is None:
+    return
   backward, backward_valid = sr.layer_flow(layers, layer_maps[t], layer_maps[t - 1], t, t - 1)
   forward, forward_valid = sr.layer_flow(layers, layer_maps[t - 1], layer_maps[t], t - 1, t)
   flow_dir.mkdir(parents=True, exist_ok=True)
@@ -71,7 +74,8 @@ def _render_all(layers, num_frames: int, height: int, width: int):
 
 
 def write_street_sequence(root: pathlib.Path, phase: str, seq: str, rng: np.random.Generator,
-                          num_frames: int, height: int, width: int) -> None:
+                          num_frames: int, height: int, width: int,
+                          flow_root: Optional[pathlib.Path]) -> None:
   """Writes one street video (labels, RGB, instances, flows); see the module docstring."""
   layers = scenes.street_scene(rng, num_frames, height, width)
   frames = _render_all(layers, num_frames, height, width)
@@ -81,11 +85,12 @@ def write_street_sequence(root: pathlib.Path, phase: str, seq: str, rng: np.rand
     _write_png(root / f'{phase}_B' / seq / f'{stem}.png', frame.rgb)
     _write_png(root / f'{phase}_inst' / seq / f'{stem}.png', frame.inst.astype(np.uint16))
     if t:
-      _write_flows(root / f'{phase}_flow' / seq, stem, layers, [f.layer for f in frames], t)
+      _write_flows(None if flow_root is None else flow_root / seq, stem, layers, [f.layer for f in frames], t)
 
 
 def write_face_sequence(root: pathlib.Path, phase: str, seq: str, rng: np.random.Generator,
-                        num_frames: int, height: int, width: int) -> None:
+                        num_frames: int, height: int, width: int,
+                        flow_root: Optional[pathlib.Path]) -> None:
   """Writes one face video (68-landmark .txt files, .jpg frames, flows)."""
   layers, landmarks = scenes.face_scene(rng, num_frames, height, width)
   frames = _render_all(layers, num_frames, height, width)
@@ -100,7 +105,7 @@ def write_face_sequence(root: pathlib.Path, phase: str, seq: str, rng: np.random
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     if t:
-      _write_flows(root / f'{phase}_flow' / seq, stem, layers, [f.layer for f in frames], t)
+      _write_flows(None if flow_root is None else flow_root / seq, stem, layers, [f.layer for f in frames], t)
 
 
 def _flat(points: np.ndarray) -> list[float]:
@@ -108,7 +113,8 @@ def _flat(points: np.ndarray) -> list[float]:
 
 
 def write_pose_sequence(root: pathlib.Path, phase: str, seq: str, rng: np.random.Generator,
-                        num_frames: int, height: int, width: int) -> None:
+                        num_frames: int, height: int, width: int,
+                        flow_root: Optional[pathlib.Path]) -> None:
   """Writes one pose video (frames, DensePose IUV, OpenPose JSON, flows)."""
   layers, points = scenes.pose_scene(rng, num_frames, height, width)
   frames = _render_all(layers, num_frames, height, width)
@@ -129,7 +135,7 @@ def write_pose_sequence(root: pathlib.Path, phase: str, seq: str, rng: np.random
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({'version': 1.3, 'people': [person]}))
     if t:
-      _write_flows(root / f'{phase}_flow' / seq, stem, layers, [f.layer for f in frames], t)
+      _write_flows(None if flow_root is None else flow_root / seq, stem, layers, [f.layer for f in frames], t)
 
 
 _WRITERS = {'street': write_street_sequence, 'face': write_face_sequence,
@@ -137,7 +143,8 @@ _WRITERS = {'street': write_street_sequence, 'face': write_face_sequence,
 
 
 def generate(domain: str, out: str | os.PathLike, *, sequences: int, frames: int, width: int,
-             height: int, seed: int = 0, test_sequences: int = 2) -> pathlib.Path:
+             height: int, seed: int = 0, test_sequences: int = 2,
+             flows: bool = True) -> pathlib.Path:
   """Writes a synthetic dataset; returns its root.
 
   Args:
@@ -148,6 +155,7 @@ def generate(domain: str, out: str | os.PathLike, *, sequences: int, frames: int
     width, height: frame size in pixels.
     seed: everything is a deterministic function of (seed, phase, video index).
     test_sequences: number of test videos (0 = none).
+    flows: write the ground-truth flows ({phase}_flow).
   """
   if domain not in _WRITERS:
     raise ValueError(f'domain must be one of {DOMAINS}; got {domain!r}')
@@ -158,7 +166,8 @@ def generate(domain: str, out: str | os.PathLike, *, sequences: int, frames: int
   for phase_index, (phase, count) in enumerate(zip(PHASES, (sequences, test_sequences))):
     for index in range(count):
       rng = np.random.default_rng([seed, phase_index, index])
-      _WRITERS[domain](root, phase, f'seq_{index:04d}', rng, frames, height, width)
+      _WRITERS[domain](root, phase, f'seq_{index:04d}', rng, frames, height, width,
+                       root / f'{phase}_flow' if flows else None)
   return root
 
 
@@ -177,7 +186,7 @@ def main(argv):
   start = time.time()
   root = generate(FLAGS.domain, FLAGS.out, sequences=FLAGS.sequences, frames=FLAGS.frames,
                   width=width, height=height, seed=FLAGS.seed,
-                  test_sequences=FLAGS.test_sequences)
+                  test_sequences=FLAGS.test_sequences, flows=FLAGS.flows)
   logging.info('wrote %s data (%d+%d videos x %d frames at %dx%d) to %s in %.1fs', FLAGS.domain,
                FLAGS.sequences, FLAGS.test_sequences, FLAGS.frames, width, height, root,
                time.time() - start)
@@ -192,4 +201,5 @@ if __name__ == '__main__':
   flags.DEFINE_integer('frames', 12, 'Frames per video.')
   flags.DEFINE_string('size', '64x32', 'Frame size WxH in pixels.')
   flags.DEFINE_integer('seed', 0, 'Random seed.')
+  flags.DEFINE_bool('flows', True, 'Write ground-truth flows ({phase}_flow).')
   app.run(main)

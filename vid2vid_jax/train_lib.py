@@ -812,11 +812,14 @@ def train_and_evaluate(config: Any, workdir: str) -> TrainState:
     per_step = schedule.frames_per_step(epoch)
     options = step_options(config, schedule, epoch)
     rates = schedule.learning_rates(epoch)
-    dataset = input_pipeline.create_dataset(
-        config, split='train', n_frames_total=n_total, seed=config.seed * 1000 + epoch)
-    for clip, batch in enumerate(dataset):
-      if epoch == position['epoch'] and clip < position['clip']:
-        continue  # already trained before the restart: same data order, skipped
+    # Clips depend only on (seed, position): epoch e reads positions [e * spe, (e + 1) * spe),
+    # so a resumed run sees exactly the clips an uninterrupted one would.
+    dataset = input_pipeline.create_dataset(config, split='train', n_frames_total=n_total)
+    steps_per_epoch = dataset.steps_per_epoch
+    start_clip = position['clip'] if epoch == position['epoch'] else 0
+    dataset.set_state({'step': epoch * steps_per_epoch + start_clip})
+    for clip in range(start_clip, steps_per_epoch):
+      batch = next(dataset)
       chunks = chunks_of(batch, tg, per_step)
       b, _, height, width, _ = batch['image'].shape
       if state is None:

@@ -97,7 +97,7 @@ def test_hosts_get_disjoint_shards(datasets, make_config):
 
 
 def test_sequence_sampling_with_stride(datasets, make_config):
-  config = make_config('pose', datasets['pose'], max_t_step=4, n_frames_total=2)
+  config = make_config('pose', datasets['pose'], max_t_step=4, n_frames_total=1)
   config.train.max_frames_per_gpu = 1
   ds = _dataset(config)
   strides = set()
