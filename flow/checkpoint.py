@@ -35,7 +35,7 @@ def load_flownet2(path: str) -> dict[str, Any]:
     path: the checkpoint directory.
 
   Returns:
-    ``{'params': ...}`` with float32 arrays, ready for ``FlowNet2().apply`` and
+    ``{'params': ...}`` with float32 ``jax.Array`` leaves on the default device, ready for ``FlowNet2().apply`` and
     ``flow.compute_flow_and_conf``.
 
   Raises:
@@ -64,4 +64,5 @@ def load_flownet2(path: str) -> dict[str, Any]:
       if tuple(want[key]) != have[key]:
         raise ValueError(f'{path}: parameter {key} has shape {have[key]}, expected '
                          f'{tuple(want[key])}')
-    return ckptr.restore(path, abstract)
+    restored = ckptr.restore(path, abstract)
+  return jax.device_put(restored)

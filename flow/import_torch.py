@@ -20,6 +20,7 @@ Key mapping (state_dict -> our params), e.g. for ``flownetc``::
 """
 
 import argparse
+import os
 import sys
 from typing import Any, Mapping, Sequence
 
@@ -30,6 +31,7 @@ import numpy as np
 
 from flow import checkpoint as checkpoint_lib
 from flow import networks
+from vid2vid_jax import pth
 
 _TRANSPOSED = ('deconv', 'upsampled_flow')
 
@@ -122,26 +124,16 @@ def state_dict_to_variables(state_dict: Mapping[str, Any],
 
 
 def read_state_dict(pth_path: str) -> dict[str, np.ndarray]:
-  """The ``state_dict`` of a FlowNet2 ``.pth.tar`` (legacy or zip format), torch-free.
+  """The ``state_dict`` of a FlowNet2 ``.pth.tar`` (legacy or zip format), torch-free and safe.
+
+  ``{'epoch', 'state_dict', 'best_EPE'}`` is unwrapped to its state_dict and a DataParallel
+  ``module.`` prefix is stripped (``vid2vid_jax.pth.load_state_dict``).
 
   Raises:
-    ValueError: the file holds no state_dict of arrays (naming the file).
+    FileNotFoundError: no such file.
+    ValueError: not a torch file, or no state_dict of tensors in it (naming the file / key).
   """
-  from vid2vid_jax import pth  # pylint: disable=g-import-not-at-top
-
-  obj = pth.load_pth(pth_path)
-  if isinstance(obj, Mapping) and 'state_dict' in obj:
-    obj = obj['state_dict']
-  if not isinstance(obj, Mapping):
-    raise ValueError(f'{pth_path}: expected a dict with a "state_dict" entry, got '
-                     f'{type(obj).__name__}')
-  out = {}
-  for key, value in obj.items():
-    try:
-      out[str(key)] = np.asarray(value)
-    except Exception as e:  # noqa: BLE001 - re-raised with the key named
-      raise ValueError(f'{pth_path}: state_dict entry {key!r} is not an array ({e})') from e
-  return out
+  return pth.load_state_dict(pth_path)
 
 
 def import_checkpoint(pth_path: str, out_path: str, overwrite: bool = False) -> dict[str, Any]:
@@ -168,10 +160,15 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument('--out', required=True, help='output checkpoint directory')
   parser.add_argument('--overwrite', action='store_true', help='replace an existing --out')
   args = parser.parse_args(argv)
-  logging.set_verbosity(logging.INFO)
-  variables = import_checkpoint(args.pth, args.out, overwrite=args.overwrite)
-  count = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(variables))
-  logging.info('FlowNet2: %d parameters imported', count)
+  try:
+    variables = import_checkpoint(args.pth, args.out, overwrite=args.overwrite)
+  except (OSError, ValueError) as e:
+    sys.stderr.write(f'flow.import_torch: {e}\n')
+    return 1
+  leaves = jax.tree_util.tree_leaves(variables)
+  count = sum(int(np.prod(x.shape)) for x in leaves)
+  sys.stdout.write(f'Imported {len(leaves)} tensors ({count} parameters) from {args.pth} into '
+                   f'{os.path.abspath(args.out)}; load it with flow.load_flownet2(path)\n')
   return 0
 
 

@@ -219,7 +219,7 @@ def read_face_keypoints(path: str) -> np.ndarray:
     raise ValueError(f'{path}: cannot parse keypoints ({e}); expected 68 rows "x,y"') from e
   if points.shape != (kp.NUM_FACE_POINTS, 2):
     raise ValueError(f'{path}: expected {kp.NUM_FACE_POINTS} keypoints as rows "x,y", got '
-                     f'{points.shape[0]} rows of {points.shape[1] if points.ndim == 2 else 0} values')
+                     f'{points.shape[0]} rows of {points.shape[1]} values')
   return points
 
 

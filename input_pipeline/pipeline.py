@@ -276,7 +276,8 @@ def _plan_from_config(config, split: str, n_frames_total: Optional[int], seed: O
                              basic_point_only=data.pose.basic_point_only, **spatial)
   else:
     raise ValueError(f"data.layout must be 'street', 'face' or 'pose'; got {layout!r}")
-  with_image = split == 'train' or os.path.isdir(layouts.stream_dir(data.root, layout, phase, 'image'))
+  image_dir = layouts.stream_dir(data.root, layout, phase, 'image')
+  with_image = split == 'train' or os.path.isdir(image_dir)
   flow_dir = _flow_dir_for_phase(data.flow_dir, data.phase, phase)
   sequences, problems = layouts.list_sequences(data.root, layout, phase,
                                                domain.streams(with_image), flow_dir)

@@ -1,4 +1,4 @@
-"""Street (Cityscapes-style) conditioning: one-hot label ids + instance-boundary edges (spec 6.3, 4.8).
+"""Street (Cityscapes-style) conditioning: one-hot labels + instance edges (spec 6.3, 4.8).
 
 ``load_frame`` reads one frame's label ids (uint8), instance ids and RGB image at the clip's
 spatial params; ``finalize`` (TensorFlow, any leading dims) turns label ids into ``label_nc``

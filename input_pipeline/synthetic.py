@@ -12,7 +12,8 @@ Layouts (``{phase}`` is ``train`` and ``test``; ``<seq>`` = ``seq_0000``...; ``<
 * face: ``{phase}_keypoints/<seq>/<stem>.txt`` (68 rows ``x,y``, integer pixels, dlib/iBUG order)
   and ``{phase}_img/<seq>/<stem>.jpg`` (quality 95).
 * pose: ``{phase}_img/<seq>/<stem>.png``, ``{phase}_densepose/<seq>/<stem>_IUV.png`` (read as RGB:
-  channel 0 = V, 1 = U, 2 = part index I in 0..24) and ``{phase}_openpose/<seq>/<stem>_keypoints.json``
+  channel 0 = V, 1 = U, 2 = part index I in 0..24) and
+  ``{phase}_openpose/<seq>/<stem>_keypoints.json``
   (OpenPose format: ``people[*].pose_keypoints_2d`` 25x3, ``face_keypoints_2d`` 70x3,
   ``hand_left_keypoints_2d`` / ``hand_right_keypoints_2d`` 21x3, flat [x, y, confidence] lists).
 
@@ -85,7 +86,8 @@ def write_street_sequence(root: pathlib.Path, phase: str, seq: str, rng: np.rand
     _write_png(root / f'{phase}_B' / seq / f'{stem}.png', frame.rgb)
     _write_png(root / f'{phase}_inst' / seq / f'{stem}.png', frame.inst.astype(np.uint16))
     if t:
-      _write_flows(None if flow_root is None else flow_root / seq, stem, layers, [f.layer for f in frames], t)
+      _write_flows(None if flow_root is None else flow_root / seq, stem, layers,
+                   [f.layer for f in frames], t)
 
 
 def write_face_sequence(root: pathlib.Path, phase: str, seq: str, rng: np.random.Generator,
@@ -105,7 +107,8 @@ def write_face_sequence(root: pathlib.Path, phase: str, seq: str, rng: np.random
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     if t:
-      _write_flows(None if flow_root is None else flow_root / seq, stem, layers, [f.layer for f in frames], t)
+      _write_flows(None if flow_root is None else flow_root / seq, stem, layers,
+                   [f.layer for f in frames], t)
 
 
 def _flat(points: np.ndarray) -> list[float]:
@@ -135,7 +138,8 @@ def write_pose_sequence(root: pathlib.Path, phase: str, seq: str, rng: np.random
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({'version': 1.3, 'people': [person]}))
     if t:
-      _write_flows(None if flow_root is None else flow_root / seq, stem, layers, [f.layer for f in frames], t)
+      _write_flows(None if flow_root is None else flow_root / seq, stem, layers,
+                   [f.layer for f in frames], t)
 
 
 _WRITERS = {'street': write_street_sequence, 'face': write_face_sequence,

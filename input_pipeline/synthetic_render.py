@@ -78,7 +78,9 @@ def invert(affine: np.ndarray) -> np.ndarray:
   return np.linalg.inv(np.vstack([affine, [0, 0, 1]]))[:2]
 
 
-def _apply(affine: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def apply_affine(affine: np.ndarray, x: np.ndarray,
+                 y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Maps points (x [N], y [N]) through a [2, 3] affine."""
   return (affine[0, 0] * x + affine[0, 1] * y + affine[0, 2],
           affine[1, 0] * x + affine[1, 1] * y + affine[1, 2])
 
@@ -93,13 +95,14 @@ def render(layers: list[Layer], t: int, height: int, width: int) -> Frame:
   for index, layer in enumerate(layers):
     affine = layer.transforms[t]
     u0, v0, u1, v1 = layer.bbox
-    cx, cy = _apply(affine, np.array([u0, u1, u0, u1]), np.array([v0, v0, v1, v1]))
+    cx, cy = apply_affine(affine, np.array([u0, u1, u0, u1]), np.array([v0, v0, v1, v1]))
     x0, x1 = max(0, int(np.floor(cx.min()))), min(width, int(np.ceil(cx.max())) + 1)
     y0, y1 = max(0, int(np.floor(cy.min()))), min(height, int(np.ceil(cy.max())) + 1)
     if x0 >= x1 or y0 >= y1:
       continue
     ys, xs = np.mgrid[y0:y1, x0:x1]
-    u, v = _apply(invert(affine), xs.ravel().astype(np.float64), ys.ravel().astype(np.float64))
+    u, v = apply_affine(invert(affine), xs.ravel().astype(np.float64),
+                        ys.ravel().astype(np.float64))
     mask, colour, lab = layer.paint(u, v, t)
     if not mask.any():
       continue
@@ -138,7 +141,7 @@ def layer_flow(layers: list[Layer], src_layer_map: np.ndarray, dst_layer_map: np
     layer = layers[index]
     ys, xs = np.nonzero(src_layer_map == index)
     motion = compose(layer.transforms[t_dst], invert(layer.transforms[t_src]))
-    qx, qy = _apply(motion, xs.astype(np.float64), ys.astype(np.float64))
+    qx, qy = apply_affine(motion, xs.astype(np.float64), ys.astype(np.float64))
     # Snap float noise so integer motions stay integers (and use one bilinear tap).
     qx = np.where(np.abs(qx - np.round(qx)) < 1e-6, np.round(qx), qx)
     qy = np.where(np.abs(qy - np.round(qy)) < 1e-6, np.round(qy), qy)

@@ -298,7 +298,8 @@ def face_scene(rng: np.random.Generator, num_frames: int, height: int,
   layers.append(Layer(paint_neck, head, (-2.2, 0.9, 2.2, 3.5)))
 
   def paint_face(u, v, tt):
-    mask = np.where(v < 0.05, _ellipse(u, v, 0, 0.05, 1.0, 1.05), _ellipse(u, v, 0, 0.05, 1.0, 1.35))
+    mask = np.where(v < 0.05, _ellipse(u, v, 0, 0.05, 1.0, 1.05),
+                    _ellipse(u, v, 0, 0.05, 1.0, 1.35))
     r2 = u ** 2 + ((v - 0.2) / 1.2) ** 2
     colour = sr.shade(skin, -0.15 * r2 + 0.06 * np.exp(-((np.abs(u) - 0.55) ** 2 +
                                                         (v - 0.45) ** 2) / 0.03))
@@ -364,7 +365,7 @@ def face_scene(rng: np.random.Generator, num_frames: int, height: int,
   layers.append(Layer(paint_lower_lip, lower_lip, (-0.42, 0.86, 0.42, 1.02)))
 
   landmarks = np.stack([
-      np.stack(sr._apply(head[i], *face_template(mouth[i], blink[i]).T), -1)  # pylint: disable=protected-access
+      np.stack(sr.apply_affine(head[i], *face_template(mouth[i], blink[i]).T), -1)
       for i in range(num_frames)])
   return layers, landmarks
 
@@ -448,8 +449,8 @@ def pose_scene(rng: np.random.Generator, num_frames: int, height: int,
                            for i in range(num_frames)])
 
     def paint(u, v, tt):
-      mask = ((u >= 0) & (u <= length) & (np.abs(v) <= radius)) | (u ** 2 + v ** 2 <= radius ** 2) | (
-          (u - length) ** 2 + v ** 2 <= radius ** 2)
+      mask = (((u >= 0) & (u <= length) & (np.abs(v) <= radius)) |
+              (u ** 2 + v ** 2 <= radius ** 2) | ((u - length) ** 2 + v ** 2 <= radius ** 2))
       amount = -0.25 * (v / radius) ** 2
       if stripes:
         amount = amount + 0.12 * np.sin(2 * np.pi * u / (0.6 * unit))
@@ -465,7 +466,8 @@ def pose_scene(rng: np.random.Generator, num_frames: int, height: int,
     transforms = np.stack([sr.translation(*joints[centre_joint][i]) for i in range(num_frames)])
 
     def paint(u, v, tt):
-      return u ** 2 + v ** 2 <= radius ** 2, sr.shade(base, -0.2 * (u ** 2 + v ** 2) / radius ** 2), 0
+      r2 = (u ** 2 + v ** 2) / radius ** 2
+      return r2 <= 1, sr.shade(base, -0.2 * r2), 0
 
     def iuv(u, v, tt):
       return np.stack([(v / radius + 1) * 127, (u / radius + 1) * 127,
@@ -507,11 +509,13 @@ def pose_scene(rng: np.random.Generator, num_frames: int, height: int,
   hands = {'R': np.zeros((num_frames, 21, 3)), 'L': np.zeros((num_frames, 21, 3))}
   template = face_template() * np.array([0.75, 0.6]) + np.array([0, -0.15])
   for i in range(num_frames):
-    pts = np.stack(sr._apply(head[i], *template.T), -1)  # pylint: disable=protected-access
-    pupils = np.stack(sr._apply(head[i], np.array([-0.34, 0.34]), np.array([-0.15, -0.15])), -1)  # pylint: disable=protected-access
+    pts = np.stack(sr.apply_affine(head[i], *template.T), -1)
+    pupils = np.stack(sr.apply_affine(head[i], np.array([-0.34, 0.34]),
+                                      np.array([-0.15, -0.15])), -1)
     face[i, :, :2] = np.concatenate([pts, pupils])
     face[i, :, 2] = 0.8
-    x = sr._apply(head[i], np.array([0, -0.34, 0.34, -1.0, 1.0]), np.array([0.3, -0.15, -0.15, 0, 0]))  # pylint: disable=protected-access
+    x = sr.apply_affine(head[i], np.array([0, -0.34, 0.34, -1.0, 1.0]),
+                        np.array([0.3, -0.15, -0.15, 0, 0]))
     for name, px, py in zip(('Nose', 'REye', 'LEye', 'REar', 'LEar'), *x):
       joints[name][i] = (px, py)
     for p in 'RL':

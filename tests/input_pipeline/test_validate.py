@@ -60,7 +60,8 @@ def test_label_ids_out_of_range(copy, make_config):
   label[0, :4] = 40
   cv2.imwrite(str(path), label)
   problem = _only_problem(root, 'street')
-  assert problem.path == str(path) and '[40]' in problem.message and 'label_nc=35' in problem.message
+  assert problem.path == str(path)
+  assert '[40]' in problem.message and 'label_nc=35' in problem.message
   assert str(path) in _pipeline_error(make_config, 'street', root, shuffle=False)
 
 

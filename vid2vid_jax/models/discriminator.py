@@ -57,7 +57,7 @@ class NLayerDiscriminator(nn.Module):
       x = nn.leaky_relu(x, 0.2)
       features.append(x)
     pred = layers.Conv(1, 4, padding=2, dtype=self.dtype, name=f'conv{self.n_layers + 1}')(x)
-    features.append(pred.astype(jnp.float32))
+    features.append(pred.astype(jnp.promote_types(self.dtype, jnp.float32)))
     return features
 
 

@@ -20,7 +20,7 @@ MAX_FEATURES = 1024  # pix2pixHD caps every width at 1024 (unlike CompositeGener
 
 def _image_head(x: jax.Array, output_nc: int, dtype: Dtype, name: str) -> jax.Array:
   y = layers.Conv(output_nc, 7, padding=3, padding_mode='reflect', dtype=dtype, name=name)(x)
-  return jnp.tanh(y.astype(jnp.float32))
+  return jnp.tanh(y.astype(jnp.promote_types(dtype, jnp.float32)))
 
 
 class GlobalGenerator(nn.Module):

@@ -58,7 +58,7 @@ def _compose(raw: jax.Array, prev_stack: jax.Array, flow: jax.Array, weight: jax
   """final = w * raw + (1 - w) * warp(newest previous frame, flow) (spec 1.2)."""
   if isinstance(use_raw_only, bool) and use_raw_only:
     return raw
-  newest = prev_stack[..., -output_nc:].astype(jnp.float32)
+  newest = prev_stack[..., -output_nc:].astype(raw.dtype)
   blended = weight * raw + (1.0 - weight) * warp_lib.warp(newest, flow)
   if isinstance(use_raw_only, bool):
     return blended
@@ -68,7 +68,7 @@ def _compose(raw: jax.Array, prev_stack: jax.Array, flow: jax.Array, weight: jax
 def _head(x: jax.Array, features: int, activation, dtype: Dtype, name: str) -> jax.Array:
   """ReflPad3 + Conv7x7 (+ activation), output in float32."""
   y = layers.Conv(features, 7, padding=3, padding_mode='reflect', dtype=dtype, name=name)(x)
-  y = y.astype(jnp.float32)
+  y = y.astype(jnp.promote_types(dtype, jnp.float32))
   return y if activation is None else activation(y)
 
 
@@ -148,7 +148,7 @@ def _blend_fg(fg_feat, fg_mask, fake, raw, output_nc, dtype):
   if fg_mask is None:
     raise ValueError('a generator with fg=True needs fg_mask [B, H, W, 1]')
   img_fg = _head(fg_feat, output_nc, jnp.tanh, dtype, 'fg_head')
-  mask = fg_mask.astype(jnp.float32)
+  mask = fg_mask.astype(img_fg.dtype)
   return img_fg * mask + fake * (1 - mask), img_fg * mask + raw * (1 - mask)
 
 

@@ -13,7 +13,7 @@ Everything here follows reference/vid2vid_spec.md section 1.0:
     used for every image pyramid (generator inputs, multi-scale discriminators, local enhancer).
 
 Parameters are float32; ``dtype`` is the activation (compute) dtype, float32 or bfloat16. Norm
-statistics are always computed in float32.
+statistics are computed in float32 (or float64 when dtype is float64, for gradient tests).
 """
 
 from collections.abc import Callable
@@ -206,7 +206,7 @@ class Norm(nn.Module):
     if self.kind not in NORMS:
       raise ValueError(f'norm must be one of {NORMS}; got {self.kind!r}')
     axes = (0, 1, 2) if self.kind == 'batch' else (1, 2)
-    xf = x.astype(jnp.float32)
+    xf = x.astype(jnp.promote_types(self.dtype, jnp.float32))  # float64 in x64 tests
     mean = jnp.mean(xf, axis=axes, keepdims=True)
     var = jnp.mean(jnp.square(xf - mean), axis=axes, keepdims=True)
     inv = jax.lax.rsqrt(var + self.eps)

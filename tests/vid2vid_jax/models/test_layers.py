@@ -1,0 +1,113 @@
+"""Layers against PyTorch's definitions (torch is a test-only dependency)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vid2vid_jax.models import layers
+
+
+def _nchw(x):
+  return torch.from_numpy(np.ascontiguousarray(np.moveaxis(np.asarray(x), -1, 1)))
+
+
+def _nhwc(t):
+  return np.moveaxis(t.detach().numpy(), 1, -1)
+
+
+@pytest.mark.parametrize('shape', [(2, 8, 12, 3), (1, 7, 9, 2), (1, 1, 5, 1)])
+def test_downsample_matches_avg_pool_without_padding_count(shape):
+  x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+  ref = F.avg_pool2d(_nchw(x), 3, stride=2, padding=1, count_include_pad=False)
+  np.testing.assert_allclose(layers.downsample(jnp.asarray(x)), _nhwc(ref), atol=1e-6)
+
+
+def test_downsample_on_5d_and_pyramid_order():
+  x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 3, 16, 8, 4)), jnp.float32)
+  per_frame = jnp.stack([layers.downsample(x[:, t]) for t in range(3)], axis=1)
+  np.testing.assert_allclose(layers.downsample(x), per_frame, atol=1e-6)
+  pyr = layers.pyramid(x, 3)
+  assert [p.shape[2:4] for p in pyr] == [(4, 2), (8, 4), (16, 8)]
+  assert pyr[-1] is x
+
+
+def test_upconv_matches_conv_transpose2d():
+  rng = np.random.default_rng(2)
+  x = rng.normal(size=(2, 5, 6, 4)).astype(np.float32)
+  module = layers.UpConv(3)
+  variables = module.init(jax.random.key(0), jnp.asarray(x))
+  kernel = np.asarray(variables['params']['kernel'])  # [kH, kW, C_in, C_out]
+  bias = np.array(variables['params']['bias'])
+  ref = F.conv_transpose2d(_nchw(x), torch.from_numpy(kernel.transpose(2, 3, 0, 1).copy()),
+                           torch.from_numpy(bias), stride=2, padding=1, output_padding=1)
+  out = module.apply(variables, jnp.asarray(x))
+  assert out.shape == (2, 10, 12, 3)
+  np.testing.assert_allclose(out, _nhwc(ref), atol=1e-5)
+
+
+@pytest.mark.parametrize('kernel_size,padding,mode,stride', [
+    (7, 3, 'reflect', 1), (3, 1, 'reflect', 1), (3, 1, 'zero', 2), (4, 2, 'zero', 2),
+    (4, 2, 'zero', 1)])
+def test_conv_matches_torch_and_gradients(kernel_size, padding, mode, stride):
+  rng = np.random.default_rng(3)
+  x = rng.normal(size=(2, 9, 10, 3)).astype(np.float32)
+  module = layers.Conv(5, kernel_size, stride, padding, mode)
+  variables = module.init(jax.random.key(1), jnp.asarray(x))
+  kernel = np.asarray(variables['params']['kernel'])
+  xt = _nchw(x)
+  if mode == 'reflect':
+    xt = F.pad(xt, (padding,) * 4, mode='reflect')
+  ref = F.conv2d(xt, torch.from_numpy(kernel.transpose(3, 2, 0, 1).copy()),
+                 torch.from_numpy(np.array(variables['params']['bias'])), stride=stride,
+                 padding=0 if mode == 'reflect' else padding)
+  np.testing.assert_allclose(module.apply(variables, jnp.asarray(x)), _nhwc(ref), atol=1e-5)
+
+  # The custom VJP of the reflect path equals autodiff of the plain VALID conv.
+  def plain(params, x):
+    xp = jnp.pad(x, ((0, 0), (padding,) * 2, (padding,) * 2, (0, 0)),
+                 mode='reflect' if mode == 'reflect' else 'constant')
+    y = jax.lax.conv_general_dilated(xp, params['kernel'], (stride, stride), 'VALID',
+                                     dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    return y + params['bias']
+
+  cot = jnp.asarray(rng.normal(size=ref.shape).astype(np.float32)).transpose(0, 2, 3, 1)
+  loss_ours = lambda p, x: jnp.sum(module.apply({'params': p}, x) * cot)
+  loss_ref = lambda p, x: jnp.sum(plain(p, x) * cot)
+  g_ours = jax.grad(loss_ours, argnums=(0, 1))(variables['params'], jnp.asarray(x))
+  g_ref = jax.grad(loss_ref, argnums=(0, 1))(variables['params'], jnp.asarray(x))
+  for a, b in zip(jax.tree_util.tree_leaves(g_ours), jax.tree_util.tree_leaves(g_ref)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('kind', ['batch', 'instance'])
+def test_norm_uses_current_statistics(kind):
+  x = np.random.default_rng(4).normal(2.0, 3.0, size=(3, 6, 5, 4)).astype(np.float32)
+  module = layers.Norm(kind)
+  variables = module.init(jax.random.key(2), jnp.asarray(x))
+  if kind == 'batch':
+    scale = np.array(variables['params']['scale'])
+    bias = np.array(variables['params']['bias'])
+    ref = F.batch_norm(_nchw(x), None, None, torch.from_numpy(scale), torch.from_numpy(bias),
+                       training=True, eps=1e-5)
+    assert set(variables['params']) == {'scale', 'bias'}
+  else:
+    ref = F.instance_norm(_nchw(x), eps=1e-5)
+    assert not variables  # no affine parameters, no state
+  np.testing.assert_allclose(module.apply(variables, jnp.asarray(x)), _nhwc(ref), atol=1e-5)
+
+
+def test_resnet_block_and_paths_shapes():
+  x = jnp.ones((1, 16, 8, 3))
+  down = layers.DownPath(4, 2, 1, 'instance')
+  v = down.init(jax.random.key(0), x)
+  y = down.apply(v, x)
+  assert y.shape == (1, 4, 2, 16)
+  assert set(v['params']) == {'stem', 'down0', 'down1', 'res0'}
+  assert set(v['params']['res0']) == {'conv1', 'conv2'}
+  up = layers.UpPath(4, 2, 1, 'batch', max_features=8)
+  vu = up.init(jax.random.key(0), jnp.ones((1, 4, 2, 8)))
+  assert up.apply(vu, jnp.ones((1, 4, 2, 8))).shape == (1, 16, 8, 4)
+  assert vu['params']['up0']['kernel'].shape == (3, 3, 8, 8)
