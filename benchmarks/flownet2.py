@@ -5,11 +5,12 @@
 
 Each (size, batch) runs in its own subprocess so that its peak memory is its own. The timed
 function is vid2vid's call, ``flow.compute_flow_and_conf`` (FlowNet2 + confidence mask),
-jit-compiled, on frames in [-1, 1] and randomly initialised weights (the values do not change
-the cost). A second table times the correlation layer alone (FlowNetC's parameters on the
-conv3 features of that size). Peak memory is the device's ``peak_bytes_in_use`` where the
-backend reports it (GPU), else the process's peak RSS (CPU: includes the ~0.65 GB of weights,
-the input and the Python runtime). The tables are the last lines printed.
+jit-compiled, on frames in [-1, 1] and He-normal random weights
+(``flow.weights.random_variables``; the values do not change the cost). The "correlation" rows
+time the correlation layer alone (FlowNetC's parameters on the conv3 features of that size).
+Peak memory is the device's ``peak_bytes_in_use`` where the backend reports it (GPU), else the
+process's peak RSS (CPU: includes the ~0.65 GB of weights, the input and the Python runtime).
+The table is the last lines printed.
 """
 
 import argparse
@@ -51,12 +52,12 @@ def _run_one(what: str, width: int, height: int, batch: int, runs: int) -> dict:
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import flow  # pylint: disable=g-import-not-at-top
   from flow import correlation  # pylint: disable=g-import-not-at-top
+  from flow import weights  # pylint: disable=g-import-not-at-top
 
   key = jax.random.key(0)
   if what == 'flownet2':
     frames = jax.random.uniform(key, (2, batch, height, width, 3), jnp.float32, -1.0, 1.0)
-    model = flow.FlowNet2(rgb_max=1.0)
-    variables = jax.jit(model.init)(key, frames[0], frames[1])
+    variables = jax.device_put(weights.random_variables(0))
     fn = lambda v, cur, prev: flow.compute_flow_and_conf(v, cur, prev)  # noqa: E731
     args = (variables, frames[0], frames[1])
   else:

@@ -35,8 +35,8 @@ def load_flownet2(path: str) -> dict[str, Any]:
     path: the checkpoint directory.
 
   Returns:
-    ``{'params': ...}`` with float32 ``jax.Array`` leaves on the default device, ready for ``FlowNet2().apply`` and
-    ``flow.compute_flow_and_conf``.
+    ``{'params': ...}`` with float32 ``jax.Array`` leaves on the default device, ready for
+    ``FlowNet2().apply`` and ``flow.compute_flow_and_conf``.
 
   Raises:
     ValueError: no checkpoint at ``path``, or its tree/shapes differ from FlowNet2's (naming the

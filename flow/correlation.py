@@ -47,8 +47,9 @@ def correlation(f1: jax.Array, f2: jax.Array, *, pad_size: int = 20, kernel_size
     stride2: displacement stride s2.
 
   Returns:
-    [B, oH, oW, D * D] float32 (float64 for float64 inputs) with oH = ceil((H + 2 pad - 2 border) / s1) (likewise oW),
-    channel (j + dr) * D + (i + dr) for vertical displacement j * s2 and horizontal i * s2.
+    [B, oH, oW, D * D] float32 (float64 for float64 inputs) with
+    oH = ceil((H + 2 pad - 2 border) / s1) (likewise oW); channel (j + dr) * D + (i + dr)
+    holds vertical displacement j * s2 and horizontal i * s2.
     FlowNet2 applies LeakyReLU(0.1) afterwards; this function does not.
   """
   if f1.ndim != 4 or f1.shape != f2.shape:

@@ -833,7 +833,8 @@ def train_and_evaluate(config: Any, workdir: str) -> TrainState:
           state = state.replace(params=params, ema_g=params['g'] if state.ema_g is not None
                                 else None)
       first_chunk = 0
-      if latest is not None and epoch == position['epoch'] and clip == position['clip']:
+      if (latest is not None and epoch == position['epoch'] and clip == position['clip']
+          and position['chunk'] > 0):
         first_chunk = position['chunk']  # resume inside this clip with the restored seq
       else:
         seq = empty_sequence_state(models, b, height, width)

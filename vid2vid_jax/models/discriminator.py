@@ -54,7 +54,7 @@ class NLayerDiscriminator(nn.Module):
                       dtype=self.dtype, name=f'conv{j}')(x)
       if j > 0:
         x = layers.Norm(self.norm, dtype=self.dtype, name=f'norm{j}')(x)
-      x = nn.leaky_relu(x, 0.2)
+      x = nn.leaky_relu(x, 0.2).astype(self.dtype)
       features.append(x)
     pred = layers.Conv(1, 4, padding=2, dtype=self.dtype, name=f'conv{self.n_layers + 1}')(x)
     features.append(pred.astype(jnp.promote_types(self.dtype, jnp.float32)))
