@@ -98,6 +98,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   # ---------------------------------------------------------------- training
   train = config.train = ml_collections.ConfigDict()
+  train.target = 'video'  # video | first_frame (the single-image generator, pix2pixHD style).
   train.lr = 2e-4  # Adam learning rate (orig: --lr).
   train.beta1 = 0.5  # Adam beta1 (orig: --beta1); beta2 is 0.999.
   train.ttur = False  # G lr/2, D lr*2, betas (0, 0.9) (orig: --TTUR).

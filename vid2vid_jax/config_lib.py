@@ -172,6 +172,8 @@ def config_errors(config: ml_collections.ConfigDict,
     _check(loss[name] >= 0, f'loss.{name}', f'must be >= 0, got {loss[name]}', errors)
 
   # Training.
+  _check(train.target in ('video', 'first_frame'), 'train.target',
+         f'must be "video" or "first_frame", got {train.target!r}', errors)
   _check(train.lr > 0, 'train.lr', f'must be > 0, got {train.lr}', errors)
   _check(0.0 <= train.beta1 < 1.0, 'train.beta1', f'must be in [0, 1), got {train.beta1}', errors)
   _check(train.niter >= 0 and train.niter_decay >= 0 and train.niter + train.niter_decay > 0,

@@ -280,16 +280,12 @@ def evaluate(config: Any, workdir: str | os.PathLike) -> dict[str, Any]:
 
 def _first_frame_fn(config: Any) -> Callable[[np.ndarray], np.ndarray]:
   """The single-image generator of config.first_frame.checkpoint as cond -> images."""
-  from vid2vid_jax import checkpoint  # pylint: disable=g-import-not-at-top
+  from vid2vid_jax import train_lib  # pylint: disable=g-import-not-at-top
   from vid2vid_jax.models import builders  # pylint: disable=g-import-not-at-top
-  if not config.first_frame.checkpoint:
-    raise ValueError("first-frame mode 'single_g' needs config.first_frame.checkpoint (a "
-                     'single-image generator imported with vid2vid_jax.tools.import_torch)')
-  tree, _ = checkpoint.load_variables(config.first_frame.checkpoint)
+  params = train_lib.load_first_frame_params(config)
   model = builders.first_frame_generator_from_config(config)
-  params = tree.get('first_frame', tree.get('generator'))['params']
-  label_nc = config.data.label_nc
-  # The original feeds its single-image G the labels without the instance-edge channel (4.7).
-  keep = label_nc if (label_nc and config.data.use_instance) else None
-  apply = jax.jit(lambda p, x: model.apply({'params': p}, x))
-  return lambda cond: np.asarray(apply(params, jnp.asarray(cond[..., :keep])))
+  channels = builders.cond_channels(config)
+  if config.data.label_nc > 0 and config.data.use_instance:
+    channels -= 1  # the original feeds it the labels without the instance edges (spec 4.7)
+  apply = jax.jit(lambda p, x: model.apply({'params': p}, x[..., :channels]))
+  return lambda cond: np.asarray(apply(params, jnp.asarray(cond)))

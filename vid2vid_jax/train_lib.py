@@ -61,6 +61,11 @@ class Models:
     openpose_only: face pixels from the OpenPose colour test instead of DensePose.
     no_flow: the generator has no flow heads.
     dtype: activation dtype.
+    target: 'video' (the sequential generator) or 'first_frame' (train the single-image
+      generator, pix2pixHD style).
+    first_frame: the single-image generator (target 'first_frame', or first-frame mode
+      'single_g' where it makes each clip's first frames), else None.
+    first_frame_channels: its input channels: cond without the instance-edge channel (spec 4.7).
   """
   generator: generator_lib.MultiScaleGenerator
   image_d: disc_lib.MultiscaleDiscriminator
@@ -78,19 +83,29 @@ class Models:
   openpose_only: bool
   no_flow: bool
   dtype: Any
+  target: str = 'video'
+  first_frame: Any = None
+  first_frame_channels: int = 0
 
 
 def build_models(config: Any) -> Models:
   """Config -> networks (the one place training reads model options)."""
   g, d = config.model.generator, config.model.discriminator
   face = d.add_face_disc
+  target = config.train.target
+  use_first_frame = target == 'first_frame' or config.first_frame.mode == 'single_g'
+  cond_channels = builders.cond_channels(config)
+  drop_edge = config.data.label_nc > 0 and config.data.use_instance
   return Models(
+      target=target,
+      first_frame=builders.first_frame_generator_from_config(config) if use_first_frame else None,
+      first_frame_channels=cond_channels - 1 if drop_edge else cond_channels,
       generator=builders.generator_from_config(config),
       image_d=builders.image_discriminator_from_config(config),
       temporal_d=(builders.temporal_discriminator_from_config(config)
-                  if d.n_scales_temporal > 0 else None),
+                  if d.n_scales_temporal > 0 and target == 'video' else None),
       face_d=builders.face_discriminator_from_config(config) if face else None,
-      cond_channels=builders.cond_channels(config),
+      cond_channels=cond_channels,
       n_frames_G=g.n_frames_G,
       n_scales=g.n_scales_spatial,
       n_frames_D=d.n_frames_D,
@@ -117,12 +132,16 @@ def init_params(models: Models, key: Array, batch: int, height: int, width: int
                 ) -> dict[str, Any]:
   """Random parameters of every network: {'g', 'd': {'image'[, 'face']}, 'd_t': {'0', ...}}."""
   g_key, d_key, f_key, t_key = jax.random.split(key, 4)
-  tg = models.n_frames_G
-  sizes = frame_sizes(height, width, models.n_scales)
-  conds = [jnp.zeros((batch, tg, h, w, models.cond_channels)) for h, w in sizes]
-  prevs = [jnp.zeros((batch, tg - 1, h, w, 3)) for h, w in sizes]
-  masks = [jnp.zeros((batch, h, w, 1)) for h, w in sizes] if models.fg_labels else None
-  params = {'g': models.generator.init(g_key, conds, prevs, masks)['params']}
+  if models.target == 'first_frame':
+    params = {'g': models.first_frame.init(
+        g_key, jnp.zeros((batch, height, width, models.first_frame_channels)))['params']}
+  else:
+    tg = models.n_frames_G
+    sizes = frame_sizes(height, width, models.n_scales)
+    conds = [jnp.zeros((batch, tg, h, w, models.cond_channels)) for h, w in sizes]
+    prevs = [jnp.zeros((batch, tg - 1, h, w, 3)) for h, w in sizes]
+    masks = [jnp.zeros((batch, h, w, 1)) for h, w in sizes] if models.fg_labels else None
+    params = {'g': models.generator.init(g_key, conds, prevs, masks)['params']}
   d_in = jnp.zeros((batch, height, width, models.cond_channels + 3))
   params['d'] = {'image': models.image_d.init(d_key, d_in)['params']}
   if models.face_d is not None:
@@ -426,7 +445,8 @@ def train_step(models: Models, losses: losses_lib.LossWeights, options: StepOpti
       dataset flow source 'flow_gt' [B, tG-1+n, H, W, 2] (frame t -> t-1, pixels), 'conf_gt'
       [B, tG-1+n, H, W, 1].
     learning_rates: {'g', 'd', 'd_t'} scalars for this step (from Schedule.learning_rates).
-    frozen: {'vgg': VGG params or None, 'flownet': FlowNet2 variables or None}.
+    frozen: {'vgg': VGG params or None, 'flownet': FlowNet2 variables or None,
+      'first_frame': single-image G params (first-frame mode 'single_g') or None}.
 
   Returns:
     (new TrainState, new SequenceState, metrics: flat dict of scalars, incl. 'finite').
@@ -454,7 +474,13 @@ def train_step(models: Models, losses: losses_lib.LossWeights, options: StepOpti
   cond_pyr = layers.pyramid(cond, models.n_scales)
   if models.first_frame_mode == 'generate':
     init_prev = tuple(jnp.zeros_like(p) for p in seq.prev_frames)
-  else:  # 'real' (and 'single_g', whose first frames training takes from the data as well)
+  elif models.first_frame_mode == 'single_g':  # the frozen single-image G makes them (4.7)
+    context = _flat(cond[:, :tg - 1])
+    made = models.first_frame.apply({'params': frozen['first_frame']},
+                                    first_frame_input(models, context)).astype(jnp.float32)
+    made = jax.lax.stop_gradient(made).reshape(image[:, :tg - 1].shape)
+    init_prev = tuple(layers.pyramid(made, models.n_scales))
+  else:
     init_prev = tuple(layers.pyramid(image[:, :tg - 1], models.n_scales))
   prev = tuple(jnp.where(first, a, b) for a, b in zip(init_prev, seq.prev_frames))
   carry = rollout.Carry(tuple(c[:, :tg - 1] for c in cond_pyr), prev)
@@ -591,39 +617,16 @@ def train_step(models: Models, losses: losses_lib.LossWeights, options: StepOpti
   (_, (d_terms, d_totals, has_window)), (d_grads, d_t_grads) = jax.value_and_grad(
       discriminator_loss, has_aux=True)((state.params['d'], state.params['d_t']))
 
-  finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in
-                              [g_total, *d_totals.values()]]))
-  finite &= jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in
-                               jax.tree_util.tree_leaves((g_grads, d_grads, d_t_grads))]))
+  finite = _all_finite(g_total, *d_totals.values(), g_grads, d_grads, d_t_grads)
 
   if models.n_scales > 1 and not (options.train_coarse and options.update_coarse):
     finest = f'scale{models.n_scales - 1}'
     g_grads = {k: (v if k == finest else jax.tree_util.tree_map(jnp.zeros_like, v))
                for k, v in g_grads.items()}
 
-  def update(group, grads, params, apply):
-    opt_state = state.opt_state[group]
-    opt_state.hyperparams['learning_rate'] = jnp.asarray(
-        learning_rates['d_t' if group.startswith('d_t') else group], jnp.float32)
-    updates, new_opt = txs[group].update(grads, opt_state, params)
-    new_params = optax.apply_updates(params, updates)
-    keep = jnp.logical_and(apply, finite)
-    pick = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), new, old)
-    return pick(new_params, params), pick(new_opt, state.opt_state[group])
-
-  new_params, new_opt = {}, {}
-  new_params['g'], new_opt['g'] = update('g', g_grads, state.params['g'], True)
-  new_params['d'], new_opt['d'] = update('d', d_grads, state.params['d'], True)
-  new_params['d_t'] = {}
-  for s, grads in d_t_grads.items():
-    new_params['d_t'][s], new_opt[f'd_t{s}'] = update(
-        f'd_t{s}', grads, state.params['d_t'][s], has_window[s])
-  ema = state.ema_g
-  if ema is not None:
-    decay = options.ema_decay
-    ema = jax.tree_util.tree_map(lambda e, p: jnp.where(finite, decay * e + (1 - decay) * p, e),
-                                 ema, new_params['g'])
-  new_state = TrainState(step=state.step + 1, params=new_params, opt_state=new_opt, ema_g=ema)
+  grads = {'g': g_grads, 'd': d_grads, **{f'd_t{k}': v for k, v in d_t_grads.items()}}
+  apply = {f'd_t{k}': v for k, v in has_window.items()}
+  new_state = _apply_gradients(txs, options, state, grads, learning_rates, finite, apply)
 
   hist = history_length(models)
   fake_all = jnp.concatenate([hist_fake, fake], axis=1)
@@ -648,6 +651,103 @@ def train_step(models: Models, losses: losses_lib.LossWeights, options: StepOpti
   return new_state, new_seq, {'scalars': metrics, 'images': images}
 
 
+def _apply_gradients(txs: Mapping[str, optax.GradientTransformation], options: StepOptions,
+                     state: TrainState, grads: Mapping[str, Any],
+                     learning_rates: Mapping[str, Array], finite: Array,
+                     apply: Mapping[str, Array]) -> TrainState:
+  """One Adam update per optimizer group ('g', 'd', 'd_t{s}'), skipped when the step is not
+  finite or ``apply[group]`` is False (a temporal D without windows is not stepped, as the
+  original)."""
+  new_params = {'g': None, 'd': None, 'd_t': {}}
+  new_opt = {}
+  for group, group_grads in grads.items():
+    params = _group_params(state.params, group)
+    opt_state = state.opt_state[group]
+    opt_state.hyperparams['learning_rate'] = jnp.asarray(
+        learning_rates['d_t' if group.startswith('d_t') else group], jnp.float32)
+    updates, updated_opt = txs[group].update(group_grads, opt_state, params)
+    keep = jnp.logical_and(apply.get(group, True), finite)
+    pick = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), new, old)
+    new_opt[group] = pick(updated_opt, state.opt_state[group])
+    updated = pick(optax.apply_updates(params, updates), params)
+    if group.startswith('d_t'):
+      new_params['d_t'][group[3:]] = updated
+    else:
+      new_params[group] = updated
+  ema = state.ema_g
+  if ema is not None:
+    decay = options.ema_decay
+    ema = jax.tree_util.tree_map(lambda e, p: jnp.where(finite, decay * e + (1 - decay) * p, e),
+                                 ema, new_params['g'])
+  return TrainState(step=state.step + 1, params=new_params, opt_state=new_opt, ema_g=ema)
+
+
+def _all_finite(*trees) -> Array:
+  leaves = jax.tree_util.tree_leaves(trees)
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
+def first_frame_input(models: Models, cond: Array) -> Array:
+  """The single-image generator's input: cond without the instance-edge channel (spec 4.7)."""
+  return cond[..., :models.first_frame_channels]
+
+
+def first_frame_step(models: Models, losses: losses_lib.LossWeights, options: StepOptions,
+                     txs: Mapping[str, optax.GradientTransformation], state: TrainState,
+                     batch: Mapping[str, Array], learning_rates: Mapping[str, Array],
+                     frozen: Mapping[str, Any]) -> tuple[TrainState, dict[str, Any]]:
+  """One step of the single-image (first-frame) generator, pix2pixHD style: every frame of the
+  batch's clips is an independent sample; GAN + feature matching + VGG losses.
+
+  Args:
+    batch: 'cond' [B, T, H, W, C], 'image' [B, T, H, W, 3] in [-1, 1].
+    Others: as train_step.
+  """
+  cond, real = _flat(batch['cond']), _flat(batch['image'])
+  weights = dataclasses.replace(losses, no_flow=True, use_mask_loss=False)
+  vgg_fn = None
+  if weights.use_vgg:
+    from vid2vid_jax import vgg  # pylint: disable=g-import-not-at-top
+    vgg_fn = functools.partial(vgg.vgg_loss, frozen['vgg'], dtype=models.dtype)
+  d_input = lambda x: jnp.concatenate([cond.astype(x.dtype), x], axis=-1)
+  d_params = state.params['d']['image']
+
+  def generator_loss(g_params):
+    fake = models.first_frame.apply({'params': g_params},
+                                    first_frame_input(models, cond)).astype(jnp.float32)
+    terms = losses_lib.generator_loss_terms(
+        weights, real=real, fake=fake, fake_raw=None,
+        d_real=_apply_d(models.image_d, d_params, d_input(real)),
+        d_fake=_apply_d(models.image_d, d_params, d_input(fake)), d_fake_raw=None,
+        vgg_fn=vgg_fn)
+    return losses_lib.total_generator_loss(terms), (terms, fake)
+
+  (g_total, (g_terms, fake)), g_grads = jax.value_and_grad(generator_loss, has_aux=True)(
+      state.params['g'])
+  fake = jax.lax.stop_gradient(fake)
+
+  def discriminator_loss(d_all):
+    terms = losses_lib.discriminator_loss_terms(
+        weights, d_real=_apply_d(models.image_d, d_all['image'], d_input(real)),
+        d_fake=_apply_d(models.image_d, d_all['image'], d_input(fake)), d_fake_raw=None)
+    totals = losses_lib.discriminator_totals(terms)
+    return totals['d'], terms
+
+  (d_total, d_terms), d_grads = jax.value_and_grad(discriminator_loss, has_aux=True)(
+      state.params['d'])
+  finite = _all_finite(g_total, d_total, g_grads, d_grads)
+  new_state = _apply_gradients(txs, options, state, {'g': g_grads, 'd': d_grads},
+                               learning_rates, finite, {})
+  metrics = {**g_terms, **d_terms, 'g/total': g_total, 'd/total': d_total,
+             'finite': finite.astype(jnp.float32),
+             **{f'lr/{k}': jnp.asarray(v, jnp.float32) for k, v in learning_rates.items()
+                if k != 'd_t'}}
+  b, t = batch['image'].shape[:2]
+  images = {'cond': batch['cond'], 'fake': fake.reshape((b, t) + fake.shape[1:]),
+            'real': batch['image'], 'raw': fake.reshape((b, t) + fake.shape[1:])}
+  return new_state, {'scalars': metrics, 'images': images}
+
+
 # ----------------------------------------------------------------------------- host side
 
 
@@ -667,7 +767,7 @@ def summary_image(images: Mapping[str, Array], label_nc: int) -> np.ndarray:
 
 def load_frozen(config: Any) -> dict[str, Any]:
   """The frozen networks the step needs: VGG19 (if the VGG loss is on) and FlowNet2 (if used)."""
-  frozen = {'vgg': None, 'flownet': None}
+  frozen = {'vgg': None, 'flownet': None, 'first_frame': None}
   if config.loss.use_vgg:
     from vid2vid_jax import vgg  # pylint: disable=g-import-not-at-top
     frozen['vgg'] = jax.tree_util.tree_map(jnp.asarray,
@@ -680,6 +780,32 @@ def load_frozen(config: Any) -> dict[str, Any]:
     from flow import checkpoint as flow_checkpoint  # pylint: disable=g-import-not-at-top
     frozen['flownet'] = flow_checkpoint.load_flownet2(config.flow.checkpoint)
   return frozen
+
+
+def load_first_frame_params(config: Any) -> Any:
+  """Params of the single-image generator in config.first_frame.checkpoint: a training workdir
+  of a ``train.target='first_frame'`` config, or a checkpoint written by import_torch."""
+  path = config.first_frame.checkpoint
+  if not path:
+    raise ValueError("first-frame mode 'single_g' needs config.first_frame.checkpoint: a "
+                     "workdir trained with train.target='first_frame', or an imported "
+                     'single-image generator (vid2vid_jax.tools.import_torch)')
+  source = pathlib.Path(path)
+  if (source / 'checkpoints').is_dir():
+    import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+    manager = checkpoint.create_manager(source)
+    step = manager.latest_step()
+    if step is None:
+      raise ValueError(f'first_frame.checkpoint={path}: no checkpoint in {manager.directory}')
+    state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    params = state['state']['params']['g']
+  else:
+    tree, _ = checkpoint.load_variables(source)
+    if 'first_frame_generator' not in tree:
+      raise ValueError(f'first_frame.checkpoint={path} holds no first_frame_generator '
+                       f'(found {sorted(tree)})')
+    params = tree['first_frame_generator']['params']
+  return jax.tree_util.tree_map(jnp.asarray, params)
 
 
 def step_options(config: Any, schedule: Schedule, epoch: int) -> StepOptions:
@@ -770,6 +896,8 @@ def train_and_evaluate(config: Any, workdir: str) -> TrainState:
   losses = losses_lib.loss_weights_from_config(config)
   schedule = schedule_from_config(config)
   frozen = load_frozen(config)
+  if models.first_frame is not None and models.target == 'video':
+    frozen['first_frame'] = load_first_frame_params(config)
   tg = models.n_frames_G
 
   rng = jax.random.PRNGKey(config.seed)
@@ -820,7 +948,10 @@ def train_and_evaluate(config: Any, workdir: str) -> TrainState:
     dataset.set_state({'step': epoch * steps_per_epoch + start_clip})
     for clip in range(start_clip, steps_per_epoch):
       batch = next(dataset)
-      chunks = chunks_of(batch, tg, per_step)
+      if models.target == 'first_frame':  # every frame is a sample: one step per batch
+        chunks = [{'cond': batch['cond'], 'image': batch['image']}]
+      else:
+        chunks = chunks_of(batch, tg, per_step)
       b, _, height, width, _ = batch['image'].shape
       if state is None:
         state = create_train_state(models, schedule, init_key, b, height, width,
@@ -840,11 +971,19 @@ def train_and_evaluate(config: Any, workdir: str) -> TrainState:
         seq = empty_sequence_state(models, b, height, width)
       if options not in jit_steps:
         txs = make_optimizers(schedule, state.params)
-        jit_steps[options] = jax.jit(
-            functools.partial(train_step, models, losses, options, txs), donate_argnums=(0, 1))
+        if models.target == 'first_frame':
+          jit_steps[options] = jax.jit(
+              functools.partial(first_frame_step, models, losses, options, txs),
+              donate_argnums=(0,))
+        else:
+          jit_steps[options] = jax.jit(
+              functools.partial(train_step, models, losses, options, txs), donate_argnums=(0, 1))
       for c in range(first_chunk, len(chunks)):
-        state, seq, out = jit_steps[options](
-            state, seq, chunks[c], {k: jnp.float32(v) for k, v in rates.items()}, frozen)
+        step_rates = {k: jnp.float32(v) for k, v in rates.items()}
+        if models.target == 'first_frame':
+          state, out = jit_steps[options](state, chunks[c], step_rates, frozen)
+        else:
+          state, seq, out = jit_steps[options](state, seq, chunks[c], step_rates, frozen)
         step += 1
         scalars = out['scalars']
         if not bool(scalars['finite']):

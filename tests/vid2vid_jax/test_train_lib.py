@@ -131,3 +131,27 @@ def test_compose_flows_and_chunking():
   assert [c['cond'][0, :, 0, 0, 0].tolist() for c in chunks] == [[0, 1, 2, 3, 4], [3, 4, 5, 6, 7]]
   with pytest.raises(ValueError, match='too short'):
     train_lib.chunks_of(batch, n_frames_G=3, frames_per_step=8)
+
+
+def test_first_frame_target_trains_single_image_generator():
+  config = tiny_config()
+  config.train.target = 'first_frame'
+  f = config.first_frame
+  f.net, f.ngf, f.n_downsample, f.n_blocks = 'global', 8, 2, 1
+  models = train_lib.build_models(config)
+  assert models.temporal_d is None and models.first_frame_channels == 35
+  schedule = train_lib.schedule_from_config(config)
+  state = train_lib.create_train_state(models, schedule, jax.random.PRNGKey(1), B, H, W)
+  step = jax.jit(functools.partial(
+      train_lib.first_frame_step, models, losses_lib.loss_weights_from_config(config),
+      train_lib.step_options(config, schedule, 0), train_lib.make_optimizers(schedule,
+                                                                             state.params)))
+  chunk = _chunk(4)
+  rates = {k: jnp.float32(v) for k, v in schedule.learning_rates(0).items()}
+  new_state, out = step(state, {'cond': chunk['cond'], 'image': chunk['image']}, rates,
+                        {'vgg': None})
+  scalars = out['scalars']
+  assert float(scalars['finite']) == 1.0 and float(scalars['g/gan']) > 0
+  assert 'g/flow' not in scalars
+  assert out['images']['fake'].shape == chunk['image'].shape
+  assert _changed(state.params['g'], new_state.params['g'])

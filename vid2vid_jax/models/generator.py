@@ -66,13 +66,8 @@ def _compose(raw: jax.Array, prev_stack: jax.Array, flow: jax.Array, weight: jax
 
 
 def _head(x: jax.Array, features: int, activation, dtype: Dtype, name: str) -> jax.Array:
-  """ReflPad3 + Conv7x7 (+ activation), output in float32.
-
-  The heads run in float32 even for bfloat16 activations: they are cheap (few output channels)
-  and their un-normalised outputs are where bfloat16 rounding would show most.
-  """
-  head_dtype = jnp.promote_types(dtype, jnp.float32)
-  y = layers.Conv(features, 7, padding=3, padding_mode='reflect', dtype=head_dtype, name=name)(x)
+  """ReflPad3 + Conv7x7 (+ activation), output in float32 (float64 for float64 dtype)."""
+  y = layers.Conv(features, 7, padding=3, padding_mode='reflect', dtype=dtype, name=name)(x)
   return y if activation is None else activation(y)
 
 
