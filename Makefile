@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 PIP_INSTALL := $(PIP) install --disable-pip-version-check -q -c constraints.txt
 PYTEST_ARGS ?=
-DEMO_DIR := runs/demo  # configs/demo.py reads and writes here
+# configs/demo.py reads and writes runs/demo.
+DEMO_DIR := runs/demo
 
 .PHONY: install install-test demo test test-all clean
 

@@ -19,6 +19,8 @@ flags.mark_flags_as_required(['config', 'workdir'])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  from vid2vid_jax import writers  # pylint: disable=g-import-not-at-top
+  writers.quiet_library_logs()
   try:  # keep TensorFlow (input pipeline only) off the accelerators
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     tf.config.set_visible_devices([], 'GPU')

@@ -8,6 +8,7 @@ not have. `create_writer` uses clu's TensorBoard writer when it imports and othe
 
 from collections.abc import Mapping
 import json
+import logging as std_logging
 import os
 import pathlib
 import time
@@ -142,3 +143,16 @@ class ProgressLogger:
     if self._writer is not None:
       self._writer.write_scalars(step, {'steps_per_sec': rate})
     self._last_time, self._last_step = now, step
+
+
+class _DropChattyInfo(std_logging.Filter):
+  """Drops INFO/DEBUG records of chatty libraries (orbax logs every file it writes)."""
+
+  def filter(self, record: std_logging.LogRecord) -> bool:
+    return record.levelno >= std_logging.WARNING or not any(
+        part in record.pathname for part in ('/orbax/', '/tensorflow/'))
+
+
+def quiet_library_logs() -> None:
+  """Keeps the absl log readable: only warnings and errors from orbax and TensorFlow."""
+  logging.get_absl_handler().addFilter(_DropChattyInfo())

@@ -14,9 +14,7 @@ from collections.abc import Callable, Sequence
 import dataclasses
 import json
 import pathlib
-import re
 import sys
-import traceback
 from typing import Any
 
 from absl import app

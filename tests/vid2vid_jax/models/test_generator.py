@@ -147,7 +147,7 @@ def _smooth_inputs(height=32, width=48):
   return [jnp.asarray(cond)], [jnp.asarray(prev)]
 
 
-@pytest.mark.parametrize('norm', ['instance', 'batch'])
+@pytest.mark.parametrize('norm', ['batch'])
 def test_bfloat16_activations_close_to_float32(norm):
   # Smooth frames as in real video: warping noise-like frames turns any flow error into a
   # large image error. Measured on this random-init net: ~1.0-1.3% relative error, of which
