@@ -94,6 +94,7 @@ def get_config() -> ml_collections.ConfigDict:
   loss.face_weight = 2.0  # weight of the face-D generator terms (hard-coded 2 in the original).
   loss.use_vgg = True  # VGG perceptual loss (orig: not --no_vgg).
   loss.use_gan_feat = True  # D feature matching (orig: not --no_ganFeat).
+  loss.lambda_l1 = 0.0  # pixel L1 on final + raw images; not in the original (0 = off).
   loss.vgg_weights = ''  # torchvision vgg19 .pth or our converted .npz; required when use_vgg.
 
   # ---------------------------------------------------------------- training

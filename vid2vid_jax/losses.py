@@ -255,6 +255,8 @@ class LossWeights:
     use_vgg: VGG perceptual term on (orig: not --no_vgg); needs a vgg_fn.
     use_mask_loss: W term on; the original applies it only with --no_first_img.
     no_flow: the generator has no flow/weight heads; F_Flow, F_Warp and W are off.
+    lambda_l1: weight of a pixel L1 term on the final and raw images (NOT in the original;
+      0 = off). Useful when no pretrained VGG is available (the offline demo).
   """
   gan_mode: str = 'ls'
   lambda_feat: float = 10.0
@@ -268,6 +270,7 @@ class LossWeights:
   use_vgg: bool = True
   use_mask_loss: bool = False
   no_flow: bool = False
+  lambda_l1: float = 0.0
 
   def __post_init__(self):
     if self.gan_mode not in GAN_MODES:
@@ -305,6 +308,7 @@ def loss_weights_from_config(config: Any) -> LossWeights:
       use_vgg=bool(loss.use_vgg),
       use_mask_loss=config.first_frame.mode == 'generate',
       no_flow=bool(g.no_flow),
+      lambda_l1=float(loss.lambda_l1),
   )
 
 
@@ -365,6 +369,7 @@ def generator_loss_terms(
     'g/gan' G_GAN: gan(D(fake)) + gan(D(fake_raw)) (the image D runs on both, spec 8.4).
     'g/gan_feat' G_GAN_Feat: lambda_feat * feature matching, both passes (if use_gan_feat).
     'g/vgg' G_VGG: lambda_feat * (vgg(fake, real) + vgg(fake_raw, real)) (if use_vgg).
+    'g/l1': lambda_l1 * (|fake - real| + |fake_raw - real|) means (ours, if lambda_l1 > 0).
     'g/flow' F_Flow: lambda_F / 2**(n_scales_spatial-1) * flow_loss (unless no_flow).
     'g/warp' F_Warp: lambda_T * warp_loss (unless no_flow).
     'g/mask' W: mask_loss, no lambda (if use_mask_loss and not no_flow).
@@ -423,6 +428,10 @@ def generator_loss_terms(
     real4 = _flat4(real, 'real')
     terms['g/vgg'] = w.lambda_feat * sum(
         jnp.asarray(vgg_fn(_flat4(x, 'fake'), real4), jnp.float32) for x, _ in passes)
+
+  if w.lambda_l1 > 0:
+    terms['g/l1'] = w.lambda_l1 * sum(jnp.mean(jnp.abs(x.astype(jnp.float32) - real))
+                                      for x, _ in passes)
 
   if not w.no_flow:
     missing = [n for n, a in (('flow', flow), ('real_prev', real_prev), ('flow_ref', flow_ref),

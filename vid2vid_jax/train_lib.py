@@ -128,9 +128,13 @@ def frame_sizes(height: int, width: int, n_scales: int) -> list[tuple[int, int]]
   return sizes[::-1]
 
 
+@functools.partial(jax.jit, static_argnums=(0, 2, 3, 4))
 def init_params(models: Models, key: Array, batch: int, height: int, width: int
                 ) -> dict[str, Any]:
-  """Random parameters of every network: {'g', 'd': {'image'[, 'face']}, 'd_t': {'0', ...}}."""
+  """Random parameters of every network: {'g', 'd': {'image'[, 'face']}, 'd_t': {'0', ...}}.
+
+  Jitted (one compiled init instead of thousands of eager ops); ``models`` is static.
+  """
   g_key, d_key, f_key, t_key = jax.random.split(key, 4)
   if models.target == 'first_frame':
     params = {'g': models.first_frame.init(
@@ -868,18 +872,19 @@ def _init_from(params: dict[str, Any], path: str) -> dict[str, Any]:
 
 
 def _params_from_import(tree: Mapping[str, Any]) -> dict[str, Any]:
-  """Maps an import_torch checkpoint tree onto our training params layout."""
+  """Maps an import_torch checkpoint ({'generator': {'params': ...}, 'discriminator': ...,
+  'face_discriminator': ..., 'temporal_discriminator_{s}': ...}) onto our params layout."""
   params: dict[str, Any] = {'d': {}, 'd_t': {}}
   for key, value in tree.items():
-    inner = value.get('params', value) if isinstance(value, Mapping) else value
-    if key in ('generator', 'g'):
+    inner = value['params'] if isinstance(value, Mapping) and 'params' in value else value
+    if key == 'generator':
       params['g'] = inner
-    elif key in ('discriminator', 'image_d', 'd'):
+    elif key == 'discriminator':
       params['d']['image'] = inner
-    elif key in ('face_discriminator', 'face_d'):
+    elif key == 'face_discriminator':
       params['d']['face'] = inner
-    elif key.startswith('temporal_discriminator') or key.startswith('d_t'):
-      params['d_t'][key.rsplit('_', 1)[-1].lstrip('d_t')] = inner
+    elif key.startswith('temporal_discriminator_'):
+      params['d_t'][key[len('temporal_discriminator_'):]] = inner
   return params
 
 

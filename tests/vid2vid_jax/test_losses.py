@@ -285,3 +285,19 @@ def test_jitted_total_has_finite_gradients_into_generator_outputs():
   grads = jax.grad(loss_fn, argnums=(0, 1, 2))(*args)
   for g in grads:
     assert bool(jnp.all(jnp.isfinite(g))) and float(jnp.abs(g).max()) > 0.0
+
+
+def test_pixel_l1_term_is_off_by_default_and_weighted():
+  import numpy as np
+  from vid2vid_jax import losses
+  rng = np.random.default_rng(0)
+  real = rng.uniform(-1, 1, (2, 8, 8, 3)).astype(np.float32)
+  fake = rng.uniform(-1, 1, (2, 8, 8, 3)).astype(np.float32)
+  pred = [[np.zeros((2, 4, 4, 1), np.float32)]]
+  common = dict(real=real, fake=fake, fake_raw=real, d_real=pred, d_fake=pred, d_fake_raw=pred)
+  off = losses.generator_loss_terms(
+      losses.LossWeights(use_vgg=False, no_flow=True), **common)
+  assert 'g/l1' not in off
+  on = losses.generator_loss_terms(
+      losses.LossWeights(use_vgg=False, no_flow=True, lambda_l1=3.0), **common)
+  np.testing.assert_allclose(on['g/l1'], 3.0 * np.mean(np.abs(fake - real)), rtol=1e-6)
