@@ -55,6 +55,7 @@ def tiny_config(root, **train):
   config.train.log_every_steps = 1
   config.train.image_every_steps = 2
   config.train.checkpoint_every_steps = 2
+  config.train.ema_decay = 0.5  # EMA of G params (beyond the original); eval then uses it
   config.eval.results_dir = ''
   config.eval.how_many = 100
   config.eval.chunk_frames = 4
@@ -78,6 +79,10 @@ def test_resume_equals_uninterrupted_and_eval(data_root, tmp_path):
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
   for a, b in zip(_leaves(resumed.opt_state), _leaves(straight.opt_state)):
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+  for a, b in zip(_leaves(resumed.ema_g), _leaves(straight.ema_g)):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+  assert any(not np.array_equal(a, b) for a, b in zip(_leaves(resumed.ema_g),
+                                                      _leaves(resumed.params['g'])))
 
   # Checkpoints, scalars (every loss term, learning rates) and TensorBoard events were written.
   assert sorted(p.name for p in (interrupted / 'checkpoints').iterdir()) == ['2', '4']

@@ -115,8 +115,8 @@ class CompositeGenerator(nn.Module):
     Returns:
       dict with 'fake' and 'raw' [B, H, W, output_nc] float32 in [-1, 1]; 'flow' [B, H, W, 2]
       float32 in pixels (x, y) and 'weight' [B, H, W, 1] in (0, 1) (None if no_flow);
-      'img_feat', 'flow_feat', 'fg_feat' [B, H, W, ngf or ngf_indv] features for the next finer
-      scale (None where absent).
+      'img_feat', 'flow_feat', 'fg_feat' [B, H, W, ngf or ngf_indv] float32 features for the next
+      finer scale (None where absent).
     """
     kw = dict(norm=self.norm, dtype=self.dtype)
     n_enc = self.n_blocks - self.n_blocks // 2
@@ -185,17 +185,19 @@ class CompositeLocalGenerator(nn.Module):
     the next coarser scale (its 'img_feat', 'flow_feat', 'fg_feat' at half this resolution with
     2 * ngf_s channels)."""
     kw = dict(norm=self.norm, dtype=self.dtype)
+    # Features and branch sums stay float32 (the coarse scale's features too): bfloat16 rounding
+    # happens once, at the next conv's input.
     down = layers.DownPath(self.ngf, 1, 0, name='label_encoder', **kw)(label)
     down = down + layers.DownPath(self.ngf, 1, 0, name='prev_encoder', **kw)(prev)
     img_feat = layers.UpPath(self.ngf, 1, self.n_blocks_local, name='img_decoder', **kw)(
-        down + coarse['img_feat'].astype(self.dtype))
+        down + coarse['img_feat'])
     raw = _head(img_feat, self.output_nc, jnp.tanh, self.dtype, 'img_head')
     flow = weight = flow_feat = fg_feat = None
     if self.no_flow:
       fake = raw
     else:
       flow_feat = layers.UpPath(self.ngf, 1, self.n_blocks_local, name='flow_decoder', **kw)(
-          down + coarse['flow_feat'].astype(self.dtype))
+          down + coarse['flow_feat'])
       flow = _head(flow_feat, 2, None, self.dtype, 'flow_head') * (FLOW_SCALE * 2**self.scale)
       weight = _head(flow_feat, 1, jax.nn.sigmoid, self.dtype, 'weight_head')
       fake = _compose(raw, prev, flow, weight, self.output_nc, use_raw_only)
@@ -203,7 +205,7 @@ class CompositeLocalGenerator(nn.Module):
       ngf_fg = self.ngf if self.fg_wide else self.ngf // 2
       fg_feat = layers.DownPath(ngf_fg, 1, 0, name='fg_encoder', **kw)(label)
       fg_feat = layers.UpPath(ngf_fg, 1, self.n_blocks_local, name='fg_decoder', **kw)(
-          fg_feat + coarse['fg_feat'].astype(self.dtype))
+          fg_feat + coarse['fg_feat'])
       fake, raw = _blend_fg(fg_feat, fg_mask, fake, raw, self.output_nc, self.dtype)
     return dict(fake=fake, raw=raw, flow=flow, weight=weight, img_feat=img_feat,
                 flow_feat=flow_feat, fg_feat=fg_feat)
