@@ -183,3 +183,32 @@ def test_init_from_grows_a_model_coarse_to_fine(tmp_path):
                             {'generator': {'params': {'other': np.zeros((3, 3), np.float32)}}})
   with pytest.raises(ValueError, match='no parameter matches'):
     train_lib._init_from(fresh, str(tmp_path / 'unrelated'))
+
+
+@pytest.mark.slow
+def test_step_with_flownet2_reference_flows():
+  """flow.source='flownet2': reference flows and confidences come from FlowNet2 on device."""
+  from flow import weights as flow_weights
+  config = tiny_config()
+  config.flow.source = 'flownet2'
+  models = train_lib.build_models(config)
+  schedule = train_lib.schedule_from_config(config)
+  height = width = 64  # FlowNet2 works on multiples of 64
+  state = train_lib.create_train_state(models, schedule, jax.random.PRNGKey(0), B, height, width)
+  step = jax.jit(functools.partial(
+      train_lib.train_step, models, losses_lib.loss_weights_from_config(config),
+      train_lib.step_options(config, schedule, 0), train_lib.make_optimizers(schedule,
+                                                                             state.params)))
+  rng = np.random.default_rng(0)
+  t = TG - 1 + N
+  base = rng.uniform(-1, 1, (B, 1, height + 8, width + 8, 3)).astype(np.float32)
+  image = np.concatenate([base[:, :, i:i + height, 2:2 + width] for i in range(t)], axis=1)
+  cond = np.zeros((B, t, height, width, 36), np.float32)
+  cond[..., 7] = 1.0
+  rates = {k: jnp.float32(v) for k, v in schedule.learning_rates(0).items()}
+  frozen = {'vgg': None, 'flownet': flow_weights.random_variables(0), 'first_frame': None}
+  _, _, out = step(state, train_lib.empty_sequence_state(models, B, height, width),
+                   {'cond': cond, 'image': image}, rates, frozen)
+  assert float(out['scalars']['finite']) == 1.0
+  flow_ref = np.asarray(out['images']['flow_ref'])
+  assert flow_ref.shape == (B, N, height, width, 2) and np.abs(flow_ref).max() > 0
