@@ -323,7 +323,12 @@ def create_train_state(models: Models, schedule: Schedule, key: Array, batch: in
   txs = make_optimizers(schedule, params)
   opt_state = {name: tx.init(_group_params(params, name)) for name, tx in txs.items()}
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state,
-                    ema_g=params['g'] if ema else None)
+                    ema_g=_copy(params['g']) if ema else None)
+
+
+def _copy(tree: Any) -> Any:
+  """Fresh buffers (the EMA must not alias the params: both are donated to the step)."""
+  return jax.tree_util.tree_map(jnp.copy, tree)
 
 
 # ----------------------------------------------------------------------------- the step
@@ -966,7 +971,7 @@ def train_and_evaluate(config: Any, workdir: str) -> TrainState:
           state, seq = checkpoint.restore_train(manager, latest, state, seq_template)
         elif config.train.init_from:
           params = _init_from(state.params, config.train.init_from)
-          state = state.replace(params=params, ema_g=params['g'] if state.ema_g is not None
+          state = state.replace(params=params, ema_g=_copy(params['g']) if state.ema_g is not None
                                 else None)
       first_chunk = 0
       if (latest is not None and epoch == position['epoch'] and clip == position['clip']
