@@ -37,12 +37,13 @@ demo: install
 	@ls $(DEMO_DIR)/*.mp4
 
 # The default suite (<= 15 minutes on 2 CPU cores): everything but `slow` and `gpu` tests.
+# Two xdist workers (one per core; test files stay whole so module fixtures are shared).
 test: install-test
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 # Adds the `slow` tests; `gpu` tests run by hand on a GPU machine: pytest -m gpu.
 test-all: install-test
-	$(PY) -m pytest -m 'not gpu' $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile -m 'not gpu' --durations=15 $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) runs/demo .pytest_cache

@@ -104,24 +104,28 @@ _padded_conv.defvjp(_padded_conv_fwd, _padded_conv_bwd)
 _PATCH_CONV_MAX_BYTES = 16 * 2**20
 
 
-def _patch_conv(xp: jax.Array, kernel: jax.Array) -> jax.Array:
-  """VALID stride-1 conv of an already padded input as one GEMM over its patches (im2col):
-  [B, H+k-1, W+k-1, C] x [k, k, C, O] -> [B, H, W, O].
+def _patch_conv(xp: jax.Array, kernel: jax.Array, strides: int) -> jax.Array:
+  """VALID conv of an already padded input as one GEMM over its patches (im2col):
+  [B, H_p, W_p, C] x [k, k, C, O] -> [B, (H_p - k) // strides + 1, (W_p - k) // strides + 1, O].
 
-  For the 3x3 convs of the residual blocks (16x32x512 in the benchmark config) XLA:CPU's dot
-  runs ~20% faster than its conv, and the patches of the reflect-padded input give exactly
-  H*W outputs (a same conv of the padded input computes (H+2)(W+2) and crops). Forward,
-  input gradient (a dot, then the patches' transpose: shifted adds) and kernel gradient are all
-  plain GEMMs: a residual block fwd+bwd went from ~104 to ~88 ms. The patches are k*k times
-  the input: once they outgrow the cache the copies cost more than the GEMM gains (a block at
-  64x128x128, 38 MB of patches, took 1.9x longer), so ``Conv`` uses this only for k = 3 and
-  patches up to _PATCH_CONV_MAX_BYTES; other reflect convs use _padded_conv.
+  For the 3x3 convs at the bottom of the generators (residual blocks at 16x32x512 and the last
+  stride-2 down convs in the benchmark config) XLA:CPU's dot runs ~20% faster than its conv,
+  and the patches give exactly the wanted outputs (a same conv of a reflect-padded input
+  computes (H+2)(W+2) and crops). Forward, input gradient (a dot, then the patches' transpose:
+  strided adds) and kernel gradient are all plain GEMMs: a residual block fwd+bwd went from
+  ~104 to ~88 ms, a down conv from 26 to 20 ms. The patches are k*k times the output: once they
+  outgrow the cache the copies cost more than the GEMM gains (a block at 64x128x128, 36 MiB of
+  patches, took 1.9x longer), so ``Conv`` uses this only for k = 3 and patches up to
+  _PATCH_CONV_MAX_BYTES.
   """
   k = kernel.shape[0]
-  batch, height, width = xp.shape[0], xp.shape[1] - k + 1, xp.shape[2] - k + 1
+  batch = xp.shape[0]
+  height = (xp.shape[1] - k) // strides + 1
+  width = (xp.shape[2] - k) // strides + 1
   # Patch channel order (ky, kx, c) matches the HWIO kernel reshaped to [k*k*C, O].
-  patches = jnp.concatenate([xp[:, i:i + height, j:j + width] for i in range(k)
-                             for j in range(k)], axis=-1)
+  patches = jnp.concatenate([
+      xp[:, i:i + strides * (height - 1) + 1:strides, j:j + strides * (width - 1) + 1:strides]
+      for i in range(k) for j in range(k)], axis=-1)
   y = jnp.dot(patches.reshape(batch * height * width, -1), kernel.reshape(-1, kernel.shape[-1]),
               preferred_element_type=_acc_dtype(xp.dtype))
   return y.reshape(batch, height, width, kernel.shape[-1])
@@ -157,20 +161,25 @@ class Conv(nn.Module):
     x = x.astype(self.dtype)
     kernel = kernel.astype(self.dtype)
     p = self.padding
-    if self.padding_mode == 'reflect':
-      patch_bytes = k * k * x.size * x.dtype.itemsize  # im2col of a size-preserving conv
+    if self.padding_mode not in ('reflect', 'zero'):
+      raise ValueError(f"padding_mode must be 'reflect' or 'zero'; got {self.padding_mode!r}")
+    batch, height, width, _ = x.shape
+    out_pixels = (((height + 2 * p - k) // self.strides + 1)
+                  * ((width + 2 * p - k) // self.strides + 1))
+    patch_bytes = batch * out_pixels * k * k * in_features * x.dtype.itemsize
+    if k == 3 and patch_bytes <= _PATCH_CONV_MAX_BYTES:
+      mode = 'reflect' if self.padding_mode == 'reflect' else 'constant'
+      y = _patch_conv(jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode=mode), kernel,
+                      self.strides)
+    elif self.padding_mode == 'reflect':
       if p:
         x = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode='reflect')
-      if self.strides == 1 and k == 3 and p == 1 and patch_bytes <= _PATCH_CONV_MAX_BYTES:
-        y = _patch_conv(x, kernel)
-      elif self.strides == 1 and k == 2 * p + 1:
+      if self.strides == 1 and k == 2 * p + 1:
         y = _padded_conv(x, kernel, p)
       else:
         y = _conv(x, kernel, self.strides, 'VALID')
-    elif self.padding_mode == 'zero':
-      y = _conv(x, kernel, self.strides, ((p, p), (p, p)))
     else:
-      raise ValueError(f"padding_mode must be 'reflect' or 'zero'; got {self.padding_mode!r}")
+      y = _conv(x, kernel, self.strides, ((p, p), (p, p)))
     return y + bias
 
 

@@ -89,7 +89,9 @@ def test_use_raw_only_static_and_traced(tiny_model):
   traced = jax.jit(lambda flag: model.apply(variables, conds, prevs, zeros, flag)[-1]['fake'])
   np.testing.assert_allclose(traced(jnp.array(True)), static['fake'], atol=1e-4)
   blended = model.apply(variables, conds, prevs, zeros, False)[-1]['fake']
-  np.testing.assert_allclose(traced(jnp.array(False)), blended, atol=1e-4)
+  # Jitted vs op-by-op float32 sums differ in order: ~1e-4 px on flows of up to ~30 px, which
+  # warping these noise-like frames turns into ~1e-4 on the image.
+  np.testing.assert_allclose(traced(jnp.array(False)), blended, atol=5e-4)
 
 
 def test_no_flow_single_scale_batch_norm():
