@@ -34,7 +34,7 @@ def test_batches(datasets, make_config, layout):
   ds = _dataset(config)
   batch = next(ds)
   b, t = config.data.batch_size, ds.clip_length
-  assert t == config.data.n_frames_total  # 6 frames, n_frames_G 3, 2 per step -> 4 + 2
+  assert t == config.data.n_frames_total  # videos of 6 frames cap the clip: 4 generated + 2 context
   cond, image = batch['cond'], batch['image']
   h, w = image.shape[2:4]
   assert cond.shape == (b, t, h, w, COND_CHANNELS[layout]) and cond.dtype == np.float32
