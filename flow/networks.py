@@ -29,6 +29,31 @@ def _concat(*xs: jax.Array) -> jax.Array:
   return jnp.concatenate([x.astype(xs[0].dtype) for x in xs], axis=-1)
 
 
+def _encode_and_refine(conv, deconv, predict, upflow, out_conv3: jax.Array,
+                       out_conv2: jax.Array) -> jax.Array:
+  """The part FlowNetC and FlowNetS share: conv4..conv6, then the coarse-to-fine refinement
+  (predict, deconv, upsampled flow, concat) down to flow2. Called inside the caller's compact
+  ``__call__``, so the layers keep the caller's parameter names.
+
+  Args:
+    conv, deconv, predict, upflow: the caller's layer constructors.
+    out_conv3: [B, H/8, W/8, 256] features; out_conv2: [B, H/4, W/4, 128] skip features.
+
+  Returns:
+    flow2 [B, H/4, W/4, 2].
+  """
+  out_conv4 = conv(512, name='conv4_1')(conv(512, stride=2, name='conv4')(out_conv3))
+  out_conv5 = conv(512, name='conv5_1')(conv(512, stride=2, name='conv5')(out_conv4))
+  out_conv6 = conv(1024, name='conv6_1')(conv(1024, stride=2, name='conv6')(out_conv5))
+  x, flow = out_conv6, predict(name='predict_flow6')(out_conv6)
+  for level, skip, width in ((5, out_conv5, 512), (4, out_conv4, 256), (3, out_conv3, 128),
+                             (2, out_conv2, 64)):
+    x = _concat(skip, deconv(width, name=f'deconv{level}')(x),
+                upflow(name=f'upsampled_flow{level + 1}_to_{level}')(flow))
+    flow = predict(name=f'predict_flow{level}')(x)
+  return flow
+
+
 class FlowNetC(nn.Module):
   """FlowNetC: siamese conv1..conv3, correlation, then an encoder-decoder.
 
@@ -75,23 +100,7 @@ class FlowNetC(nn.Module):
     self.sow('intermediates', 'flownetc_conv_redir', out_conv_redir)
 
     out_conv3_1 = conv(256, name='conv3_1')(_concat(out_conv_redir, out_corr))
-    out_conv4 = conv(512, name='conv4_1')(conv(512, stride=2, name='conv4')(out_conv3_1))
-    out_conv5 = conv(512, name='conv5_1')(conv(512, stride=2, name='conv5')(out_conv4))
-    out_conv6 = conv(1024, name='conv6_1')(conv(1024, stride=2, name='conv6')(out_conv5))
-
-    flow6 = predict(name='predict_flow6')(out_conv6)
-    concat5 = _concat(out_conv5, deconv(512, name='deconv5')(out_conv6),
-                      upflow(name='upsampled_flow6_to_5')(flow6))
-    flow5 = predict(name='predict_flow5')(concat5)
-    concat4 = _concat(out_conv4, deconv(256, name='deconv4')(concat5),
-                      upflow(name='upsampled_flow5_to_4')(flow5))
-    flow4 = predict(name='predict_flow4')(concat4)
-    concat3 = _concat(out_conv3_1, deconv(128, name='deconv3')(concat4),
-                      upflow(name='upsampled_flow4_to_3')(flow4))
-    flow3 = predict(name='predict_flow3')(concat3)
-    concat2 = _concat(out_conv2a, deconv(64, name='deconv2')(concat3),
-                      upflow(name='upsampled_flow3_to_2')(flow3))
-    return predict(name='predict_flow2')(concat2)
+    return _encode_and_refine(conv, deconv, predict, upflow, out_conv3_1, out_conv2a)
 
 
 class FlowNetS(nn.Module):
@@ -117,23 +126,7 @@ class FlowNetS(nn.Module):
     out_conv1 = conv(64, 7, 2, name='conv1')(x)
     out_conv2 = conv(128, 5, 2, name='conv2')(out_conv1)
     out_conv3 = conv(256, name='conv3_1')(conv(256, 5, 2, name='conv3')(out_conv2))
-    out_conv4 = conv(512, name='conv4_1')(conv(512, stride=2, name='conv4')(out_conv3))
-    out_conv5 = conv(512, name='conv5_1')(conv(512, stride=2, name='conv5')(out_conv4))
-    out_conv6 = conv(1024, name='conv6_1')(conv(1024, stride=2, name='conv6')(out_conv5))
-
-    flow6 = predict(name='predict_flow6')(out_conv6)
-    concat5 = _concat(out_conv5, deconv(512, name='deconv5')(out_conv6),
-                      upflow(name='upsampled_flow6_to_5')(flow6))
-    flow5 = predict(name='predict_flow5')(concat5)
-    concat4 = _concat(out_conv4, deconv(256, name='deconv4')(concat5),
-                      upflow(name='upsampled_flow5_to_4')(flow5))
-    flow4 = predict(name='predict_flow4')(concat4)
-    concat3 = _concat(out_conv3, deconv(128, name='deconv3')(concat4),
-                      upflow(name='upsampled_flow4_to_3')(flow4))
-    flow3 = predict(name='predict_flow3')(concat3)
-    concat2 = _concat(out_conv2, deconv(64, name='deconv2')(concat3),
-                      upflow(name='upsampled_flow3_to_2')(flow3))
-    return predict(name='predict_flow2')(concat2)
+    return _encode_and_refine(conv, deconv, predict, upflow, out_conv3, out_conv2)
 
 
 class FlowNetSD(nn.Module):
