@@ -391,8 +391,8 @@ def _window_flows(options: StepOptions, flow_fn: Callable | None, windows: Array
 
   Args:
     windows: [N, tD, H, W, 3] real frames of the windows.
-    flow_windows: [N, tD*stride - stride + 1... ] see caller: per window the consecutive
-      scale-0 flows [N, span, H, W, 2] (flow of each frame to the frame before), oldest first.
+    flow_windows: [N, span, H, W, 2] the consecutive scale-0 flows inside each window (each
+      frame to the frame before), oldest first; span = n_frames_D**scale * (n_frames_D - 1).
 
   Returns:
     [N, tD - 1, H, W, 2].
