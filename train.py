@@ -26,12 +26,8 @@ def main(argv):
     tf.config.set_visible_devices([], 'GPU')
   except ImportError:
     pass
-  sh = FLAGS.config.sharding
-  if sh.distributed:  # coordinator / process count / id from the config or the environment
-    jax.distributed.initialize(
-        coordinator_address=sh.coordinator_address or None,
-        num_processes=sh.num_processes if sh.num_processes > 0 else None,
-        process_id=sh.process_id if sh.process_id >= 0 else None)
+  from vid2vid_jax import sharding  # pylint: disable=g-import-not-at-top
+  sharding.initialize_distributed(FLAGS.config)  # multi-host: before any other JAX call
   logging.info('JAX process %d / %d, local devices %s', jax.process_index(),
                jax.process_count(), jax.local_devices())
   from vid2vid_jax import train_lib  # pylint: disable=g-import-not-at-top

@@ -95,6 +95,9 @@ def get_config() -> ml_collections.ConfigDict:
   loss.use_vgg = True  # VGG perceptual loss (orig: not --no_vgg).
   loss.use_gan_feat = True  # D feature matching (orig: not --no_ganFeat).
   loss.lambda_l1 = 0.0  # pixel L1 on final + raw images; not in the original (0 = off).
+  loss.lambda_mask = 0.0  # weight of the W term pushing the blend weight to the warped frame
+  #   where the flow is reliable; 0 = the original's rule (on, weight 1, only for first_frame.mode
+  #   'generate').
   loss.vgg_weights = ''  # torchvision vgg19 .pth or our converted .npz; required when use_vgg.
 
   # ---------------------------------------------------------------- training
@@ -113,6 +116,8 @@ def get_config() -> ml_collections.ConfigDict:
   train.init_from = ''  # checkpoint dir to initialise from, e.g. a coarser model (orig: --load_pretrain).
   train.ema_decay = 0.0  # 0 = off; else keep an EMA of G params (beyond the original).
   train.remat = False  # rematerialise each generated frame in the backward pass.
+  train.unroll = False  # unroll the frames of a step (no while loop): faster steps on CPU,
+  #   compile time grows with max_frames_per_gpu.
   train.log_every_steps = 100  # scalar summaries (orig: --print_freq).
   train.image_every_steps = 100  # image grids (orig: --display_freq).
   train.checkpoint_every_steps = 1000  # periodic checkpoints (orig: --save_latest_freq).
@@ -154,6 +159,7 @@ def get_config() -> ml_collections.ConfigDict:
   sharding.data = -1  # devices on the 'data' mesh axis; -1 = all devices / spatial.
   sharding.spatial = 1  # devices on the 'spatial' mesh axis (image height split).
   sharding.fsdp = False  # shard params/optimizer over 'data' instead of replicating.
+  sharding.fsdp_min_size = 2**14  # with fsdp, smaller leaves (biases, norms) stay replicated.
   sharding.distributed = False  # call jax.distributed.initialize (multi-host).
   sharding.coordinator_address = ''  # host:port; '' = from the environment.
   sharding.num_processes = -1  # -1 = from the environment.

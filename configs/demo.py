@@ -33,6 +33,7 @@ def get_config():
   config.loss.lambda_l1 = 10.0  # pixel L1 instead (not in the original)
   config.flow.source = 'dataset'  # synthetic data carries exact flows
   config.train.max_frames_per_gpu = 4  # 4 new frames per step cost little more than 2 here
+  config.train.unroll = True  # ~2x faster steps on XLA:CPU for a few seconds of compile
   config.train.lr = 4e-4  # a short run: twice the original's rate
   config.train.num_steps = 300
   config.train.log_every_steps = 20

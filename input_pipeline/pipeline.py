@@ -206,7 +206,11 @@ class ClipIterator:
     ds = ds.batch(b, drop_remainder=plan.train)
     ds = ds.map(lambda f: _finalize(plan.domain, f), num_parallel_calls=plan.num_parallel_calls,
                 deterministic=True)
-    return ds.prefetch(plan.prefetch)
+    # Parallelism and prefetch are fixed, so autotuning has nothing to tune; its model thread
+    # also blocks the iterator's destruction (up to ~1 min at process exit after a long run).
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.prefetch(plan.prefetch).with_options(options)
 
   def __iter__(self) -> 'ClipIterator':
     return self

@@ -121,12 +121,17 @@ def restore_train(manager: ocp.CheckpointManager, step: int, state_target: Any,
     manager: from create_manager.
     step: a saved step.
     state_target, sequence_target: concrete or abstract (jax.eval_shape) states whose structure,
-      shapes, dtypes (and shardings, for abstract targets) the restored arrays take.
+      shapes, dtypes and shardings (of jax.Array leaves, or given to ShapeDtypeStructs) the
+      restored arrays take: a sharded target restores sharded, on every host its own shards.
   """
   def abstract(tree):
-    return jax.tree_util.tree_map(
-        lambda x: x if isinstance(x, jax.ShapeDtypeStruct) else jax.ShapeDtypeStruct(
-            np.shape(x), np.asarray(x).dtype if not hasattr(x, 'dtype') else x.dtype), tree)
+    def leaf(x):
+      if isinstance(x, jax.ShapeDtypeStruct):
+        return x
+      if isinstance(x, jax.Array):
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
+      return jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype)
+    return jax.tree_util.tree_map(leaf, tree)
   args = ocp.args.Composite(
       state=ocp.args.StandardRestore(abstract(_to_tree(state_target))),
       sequence=ocp.args.StandardRestore(abstract(_to_tree(sequence_target))))

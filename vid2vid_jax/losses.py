@@ -254,6 +254,7 @@ class LossWeights:
     use_gan_feat: D feature matching on (orig: not --no_ganFeat).
     use_vgg: VGG perceptual term on (orig: not --no_vgg); needs a vgg_fn.
     use_mask_loss: W term on; the original applies it only with --no_first_img.
+    lambda_mask: weight of the W term (1 in the original).
     no_flow: the generator has no flow/weight heads; F_Flow, F_Warp and W are off.
     lambda_l1: weight of a pixel L1 term on the final and raw images (NOT in the original;
       0 = off). Useful when no pretrained VGG is available (the offline demo).
@@ -269,6 +270,7 @@ class LossWeights:
   use_gan_feat: bool = True
   use_vgg: bool = True
   use_mask_loss: bool = False
+  lambda_mask: float = 1.0
   no_flow: bool = False
   lambda_l1: float = 0.0
 
@@ -285,7 +287,8 @@ def loss_weights_from_config(config: Any) -> LossWeights:
   """Builds LossWeights from a full config (configs/default.py layout); the only config reader here.
 
   ``compat.lsgan_always`` turns every gan_mode into 'ls' (spec 8.2); the W term is on when
-  ``first_frame.mode == 'generate'`` (the original's --no_first_img).
+  ``first_frame.mode == 'generate'`` (the original's --no_first_img, weight 1) or when
+  ``loss.lambda_mask > 0`` (then with that weight).
 
   Args:
     config: ml_collections.ConfigDict with ``loss``, ``compat``, ``first_frame`` and
@@ -306,7 +309,8 @@ def loss_weights_from_config(config: Any) -> LossWeights:
       n_layers_D=int(d.n_layers_D),
       use_gan_feat=bool(loss.use_gan_feat),
       use_vgg=bool(loss.use_vgg),
-      use_mask_loss=config.first_frame.mode == 'generate',
+      use_mask_loss=config.first_frame.mode == 'generate' or loss.lambda_mask > 0,
+      lambda_mask=float(loss.lambda_mask) if loss.lambda_mask > 0 else 1.0,
       no_flow=bool(g.no_flow),
       lambda_l1=float(loss.lambda_l1),
   )
@@ -372,7 +376,7 @@ def generator_loss_terms(
     'g/l1': lambda_l1 * (|fake - real| + |fake_raw - real|) means (ours, if lambda_l1 > 0).
     'g/flow' F_Flow: lambda_F / 2**(n_scales_spatial-1) * flow_loss (unless no_flow).
     'g/warp' F_Warp: lambda_T * warp_loss (unless no_flow).
-    'g/mask' W: mask_loss, no lambda (if use_mask_loss and not no_flow).
+    'g/mask' W: lambda_mask * mask_loss (if use_mask_loss and not no_flow).
     'g/fake_warp' G_Warp: lambda_T * fake_warp_loss (when fake_prev and flow_ref are given).
     'g/face_gan', 'g/face_gan_feat' G_f_GAN, G_f_GAN_Feat: times face_weight (if the face D ran).
     'g/t_gan_{s}', 'g/t_gan_feat_{s}' G_T_GAN, G_T_GAN_Feat of temporal scale s, for every
@@ -444,7 +448,7 @@ def generator_loss_terms(
                                                                               conf_ref)
     terms['g/warp'] = w.lambda_T * warp_loss(real_prev, real, flow, conf_ref)
     if w.use_mask_loss:
-      terms['g/mask'] = mask_loss(weight, conf_ref)
+      terms['g/mask'] = w.lambda_mask * mask_loss(weight, conf_ref)
 
   if fake_prev is not None:
     if flow_ref is None or conf_ref is None:

@@ -64,7 +64,8 @@ def _truncate(prev_frames: Pyramid, t: jax.Array, max_frames_backpropagate: int)
 
 
 def generate(frame_fn: FrameFn, carry: Carry, cond_new: Pyramid, *,
-             max_frames_backpropagate: int = 1, remat: bool = False) -> tuple[Carry, Any]:
+             max_frames_backpropagate: int = 1, remat: bool = False,
+             unroll: bool = False) -> tuple[Carry, Any]:
   """Generates one frame per entry of ``cond_new`` with a scan over time.
 
   Args:
@@ -73,6 +74,9 @@ def generate(frame_fn: FrameFn, carry: Carry, cond_new: Pyramid, *,
     cond_new: per scale [B, T, h, w, C]: the conditioning frames of the T frames to generate.
     max_frames_backpropagate: gradient blocks of this many frames (>= 1), see the module doc.
     remat: rematerialise each step in the backward pass (saves activation memory).
+    unroll: unroll the scan into straight-line code (no while loop). A train step at the demo
+      size runs ~2x faster on XLA:CPU (the loop zero-fills and copies the stacked residuals
+      and slices them back per frame); compile time grows with T.
 
   Returns:
     (final carry, outputs) where outputs is frame_fn's output pytree with a time axis inserted
@@ -104,7 +108,7 @@ def generate(frame_fn: FrameFn, carry: Carry, cond_new: Pyramid, *,
     step = jax.checkpoint(step, prevent_cse=False)
   num_frames = cond_new[0].shape[1]
   xs = (jnp.arange(num_frames, dtype=jnp.int32), tuple(_time_major(c) for c in cond_new))
-  carry, outputs = jax.lax.scan(step, carry, xs)
+  carry, outputs = jax.lax.scan(step, carry, xs, unroll=bool(unroll))
   return carry, jax.tree_util.tree_map(_time_major, outputs)
 
 

@@ -29,6 +29,7 @@ from vid2vid_jax import checkpoint
 from vid2vid_jax import config_lib
 from vid2vid_jax import losses as losses_lib
 from vid2vid_jax import rollout
+from vid2vid_jax import sharding as sharding_lib
 from vid2vid_jax import video_io
 from vid2vid_jax import warp as warp_lib
 from vid2vid_jax import writers
@@ -326,6 +327,54 @@ def create_train_state(models: Models, schedule: Schedule, key: Array, batch: in
                     ema_g=_copy(params['g']) if ema else None)
 
 
+def create_sharded_states(models: Models, schedule: Schedule, key: Array, batch: int,
+                          height: int, width: int, mesh: jax.sharding.Mesh, ema: bool = False,
+                          fsdp: bool = False, fsdp_min_size: int = 2**14
+                          ) -> tuple[TrainState, Any, Callable[[], Any]]:
+  """The train state created directly in its mesh layout (`sharding.state_shardings`:
+  replicated, or FSDP-split over 'data'), plus the sequence-state layout and a function that
+  makes a fresh, laid-out `empty_sequence_state`.
+
+  Args:
+    batch, height, width: the GLOBAL batch and frame size.
+  Returns:
+    (state, (state_sharding, sequence_sharding), new_sequence_state).
+  """
+  make_state = functools.partial(create_train_state, models, schedule, batch=batch,
+                                 height=height, width=width, ema=ema)
+  state_sharding = sharding_lib.state_shardings(mesh, jax.eval_shape(make_state, key), fsdp,
+                                                fsdp_min_size)
+  make_seq = functools.partial(empty_sequence_state, models, batch, height, width)
+  seq_sharding = sharding_lib.activation_shardings(mesh, jax.eval_shape(make_seq))
+  state = jax.jit(make_state, out_shardings=state_sharding)(key)
+  return state, (state_sharding, seq_sharding), jax.jit(make_seq, out_shardings=seq_sharding)
+
+
+def jit_step(step_fn: Callable, mesh: jax.sharding.Mesh, state_sharding: Any,
+             seq_sharding: Any | None, chunk: Mapping[str, Any]) -> Callable:
+  """``jax.jit`` of a bound step with explicit in/out layouts on ``mesh`` and donated states.
+
+  Args:
+    step_fn: `train_step` bound to (models, losses, options, txs), taking (state, seq, chunk,
+      learning_rates, frozen); or `first_frame_step` (no seq) when ``seq_sharding`` is None.
+    state_sharding, seq_sharding: from `create_sharded_states`.
+    chunk: an example GLOBAL chunk (arrays or ShapeDtypeStructs) fixing the batch layout: batch on
+      'data', height on 'spatial'. Learning rates and frozen networks are replicated, summary
+      images keep the chunk's frame layout, scalars are replicated.
+  """
+  replicated = sharding_lib.replicated(mesh)
+  chunk_sharding = sharding_lib.activation_shardings(mesh, dict(chunk))
+  metrics_sharding = {'scalars': replicated, 'images': chunk_sharding['image']}
+  if seq_sharding is None:
+    return jax.jit(step_fn, in_shardings=(state_sharding, chunk_sharding, replicated, replicated),
+                   out_shardings=(state_sharding, metrics_sharding), donate_argnums=(0,))
+  return jax.jit(step_fn,
+                 in_shardings=(state_sharding, seq_sharding, chunk_sharding, replicated,
+                               replicated),
+                 out_shardings=(state_sharding, seq_sharding, metrics_sharding),
+                 donate_argnums=(0, 1))
+
+
 def _copy(tree: Any) -> Any:
   """Fresh buffers (the EMA must not alias the params: both are donated to the step)."""
   return jax.tree_util.tree_map(jnp.copy, tree)
@@ -344,6 +393,7 @@ class StepOptions:
   flow_source: 'dataset' (batch flow_gt/conf_gt), 'flownet2' (flow params given), 'none'.
   remat: rematerialise each generated frame.
   ema_decay: 0 = no EMA.
+  unroll: unroll the rollout's time loop (see `rollout.generate`).
   """
   frames_backpropagate: int = 1
   train_coarse: bool = True
@@ -351,6 +401,7 @@ class StepOptions:
   flow_source: str = 'dataset'
   remat: bool = False
   ema_decay: float = 0.0
+  unroll: bool = False
 
 
 def _flat(x: Array) -> Array:
@@ -565,7 +616,8 @@ def train_step(models: Models, losses: losses_lib.LossWeights, options: StepOpti
   def generator_loss(g_params):
     final_carry, outs = rollout.generate(
         functools.partial(frame_fn, g_params), carry, cond_new,
-        max_frames_backpropagate=options.frames_backpropagate, remat=options.remat)
+        max_frames_backpropagate=options.frames_backpropagate, remat=options.remat,
+        unroll=options.unroll)
     fake = outs['fake']
     raw = outs.get('raw', fake)
     fake_flat, raw_flat, real_flat = _flat(fake), _flat(raw), _flat(real)
@@ -825,7 +877,7 @@ def step_options(config: Any, schedule: Schedule, epoch: int) -> StepOptions:
       update_coarse=train_coarse and not (schedule.frozen_global_after_fix
                                           and schedule.niter_fix_global > 0),
       flow_source=config.flow.source, remat=config.train.remat,
-      ema_decay=config.train.ema_decay)
+      ema_decay=config.train.ema_decay, unroll=config.train.unroll)
 
 
 def chunks_of(batch: Mapping[str, Any], n_frames_G: int, frames_per_step: int, keys=(
@@ -893,12 +945,32 @@ def _params_from_import(tree: Mapping[str, Any]) -> dict[str, Any]:
   return params
 
 
+def device_memory_gib() -> dict[str, float]:
+  """{'memory/peak_gib', 'memory/in_use_gib'} of this process's first device where the backend
+  reports them (GPU, TPU); {} on CPU."""
+  stats = jax.local_devices()[0].memory_stats() or {}
+  names = {'peak_bytes_in_use': 'memory/peak_gib', 'bytes_in_use': 'memory/in_use_gib'}
+  return {name: stats[key] / 2**30 for key, name in names.items() if key in stats}
+
+
 def train_and_evaluate(config: Any, workdir: str) -> TrainState:
-  """Trains from config in workdir (resuming automatically); returns the final state."""
+  """Trains from config in workdir (resuming automatically); returns the final state.
+
+  Runs on the ('data', 'spatial') mesh of config.sharding over all devices of all processes
+  (multi-host: call `sharding.initialize_distributed` first, as train.py does); every process
+  runs this with the same config and reads its own share of each batch.
+  """
+  config_lib.validate_config(config, num_devices=jax.device_count())
+  mesh = sharding_lib.create_mesh(config)
+  logging.info('Training on %s', sharding_lib.describe(mesh))
+  with jax.set_mesh(mesh):
+    return _train(config, pathlib.Path(workdir), mesh)
+
+
+def _train(config: Any, workdir: pathlib.Path, mesh: jax.sharding.Mesh) -> TrainState:
+  """train_and_evaluate's loop, with ``mesh`` in context."""
   import input_pipeline  # pylint: disable=g-import-not-at-top  (TensorFlow: only when training)
 
-  config_lib.validate_config(config, num_devices=jax.device_count())
-  workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   is_main = jax.process_index() == 0
   writer = writers.create_writer(workdir, just_logging=not is_main)
@@ -908,6 +980,8 @@ def train_and_evaluate(config: Any, workdir: str) -> TrainState:
   frozen = load_frozen(config)
   if models.first_frame is not None and models.target == 'video':
     frozen['first_frame'] = load_first_frame_params(config)
+  frozen = jax.device_put(jax.tree_util.tree_map(np.asarray, frozen),
+                          sharding_lib.replicated(mesh))
   tg = models.n_frames_G
 
   rng = jax.random.PRNGKey(config.seed)
@@ -925,7 +999,7 @@ def train_and_evaluate(config: Any, workdir: str) -> TrainState:
                  position['chunk'])
 
   num_steps = config.train.num_steps if config.train.num_steps >= 0 else None
-  state = seq = None
+  state = seq = new_sequence_state = shardings = None
   jit_steps: dict[StepOptions, Callable] = {}
   log_scalars: list[dict[str, Any]] = []
   progress = writers.ProgressLogger(num_steps or 0, writer if is_main else None,
@@ -957,43 +1031,48 @@ def train_and_evaluate(config: Any, workdir: str) -> TrainState:
     start_clip = position['clip'] if epoch == position['epoch'] else 0
     dataset.set_state({'step': epoch * steps_per_epoch + start_clip})
     for clip in range(start_clip, steps_per_epoch):
-      batch = next(dataset)
+      batch = next(dataset)  # this process's share of the global batch
       if models.target == 'first_frame':  # every frame is a sample: one step per batch
         chunks = [{'cond': batch['cond'], 'image': batch['image']}]
       else:
         chunks = chunks_of(batch, tg, per_step)
       b, _, height, width, _ = batch['image'].shape
+      b *= jax.process_count()
       if state is None:
-        state = create_train_state(models, schedule, init_key, b, height, width,
-                                   ema=config.train.ema_decay > 0)
-        seq_template = empty_sequence_state(models, b, height, width)
+        state, shardings, new_sequence_state = create_sharded_states(
+            models, schedule, init_key, b, height, width, mesh,
+            ema=config.train.ema_decay > 0, fsdp=config.sharding.fsdp,
+            fsdp_min_size=config.sharding.fsdp_min_size)
         if latest is not None:
-          state, seq = checkpoint.restore_train(manager, latest, state, seq_template)
+          state, seq = checkpoint.restore_train(manager, latest, state, new_sequence_state())
         elif config.train.init_from:
           params = _init_from(state.params, config.train.init_from)
           state = state.replace(params=params, ema_g=_copy(params['g']) if state.ema_g is not None
                                 else None)
+          state = jax.device_put(state, shardings[0])
       first_chunk = 0
       if (latest is not None and epoch == position['epoch'] and clip == position['clip']
           and position['chunk'] > 0):
         first_chunk = position['chunk']  # resume inside this clip with the restored seq
       else:
-        seq = empty_sequence_state(models, b, height, width)
-      if options not in jit_steps:
-        txs = make_optimizers(schedule, state.params)
-        if models.target == 'first_frame':
-          jit_steps[options] = jax.jit(
-              functools.partial(first_frame_step, models, losses, options, txs),
-              donate_argnums=(0,))
-        else:
-          jit_steps[options] = jax.jit(
-              functools.partial(train_step, models, losses, options, txs), donate_argnums=(0, 1))
+        seq = new_sequence_state()
       for c in range(first_chunk, len(chunks)):
-        step_rates = {k: jnp.float32(v) for k, v in rates.items()}
+        step_rates = {k: np.float32(v) for k, v in rates.items()}
+        chunk = sharding_lib.to_global(chunks[c], mesh)  # this process's share -> global arrays
+        if options not in jit_steps:
+          txs = make_optimizers(schedule, state.params)
+          if models.target == 'first_frame':
+            jit_steps[options] = jit_step(
+                functools.partial(first_frame_step, models, losses, options, txs), mesh,
+                shardings[0], None, chunk)
+          else:
+            jit_steps[options] = jit_step(
+                functools.partial(train_step, models, losses, options, txs), mesh, *shardings,
+                chunk)
         if models.target == 'first_frame':
-          state, out = jit_steps[options](state, chunks[c], step_rates, frozen)
+          state, out = jit_steps[options](state, chunk, step_rates, frozen)
         else:
-          state, seq, out = jit_steps[options](state, seq, chunks[c], step_rates, frozen)
+          state, seq, out = jit_steps[options](state, seq, chunk, step_rates, frozen)
         step += 1
         scalars = out['scalars']
         if not bool(scalars['finite']):
@@ -1007,11 +1086,13 @@ def train_and_evaluate(config: Any, workdir: str) -> TrainState:
                   for k in log_scalars[0] if k != 'finite'}
           mean['epoch'] = epoch
           mean['n_frames_total'] = n_total
+          mean.update(device_memory_gib())
           writer.write_scalars(step, mean)
           log_scalars.clear()
         if step % config.train.image_every_steps == 0 or step == num_steps:
+          images = sharding_lib.to_host(out['images'])  # every process joins the gather
           writer.write_images(step, {'train/cond_fake_real_raw_flow_weight_flowref':
-                                     summary_image(out['images'], models.label_nc)})
+                                     summary_image(images, models.label_nc)})
         progress(step)
         next_position = (epoch, clip, c + 1) if c + 1 < len(chunks) else (epoch, clip + 1, 0)
         if step % config.train.checkpoint_every_steps == 0:

@@ -40,15 +40,15 @@ def _inputs(seed=0):
   return params, carry, cond_new
 
 
-@pytest.mark.parametrize('bp', [1, 2, 4])
-def test_scan_equals_python_loop_values_and_grads(bp):
+@pytest.mark.parametrize('bp,unroll', [(1, False), (2, False), (4, False), (2, True)])
+def test_scan_equals_python_loop_values_and_grads(bp, unroll):
   params, carry, cond_new = _inputs()
 
   def loss(params, fn):
     final, out = fn(_toy_frame_fn(params), carry, cond_new, max_frames_backpropagate=bp)
     return jnp.sum(out['fake'] ** 2) + jnp.sum(out['mean']) + jnp.sum(final.prev_frames[1])
 
-  scan_fn = lambda *a, **k: rollout.generate(*a, **k)
+  scan_fn = lambda *a, **k: rollout.generate(*a, unroll=unroll, **k)
   value_scan, grads_scan = jax.jit(jax.value_and_grad(lambda p: loss(p, scan_fn)))(params)
   value_loop, grads_loop = jax.value_and_grad(lambda p: loss(p, rollout.generate_loop))(params)
   np.testing.assert_allclose(value_scan, value_loop, rtol=1e-6)

@@ -212,3 +212,31 @@ def test_step_with_flownet2_reference_flows():
   assert float(out['scalars']['finite']) == 1.0
   flow_ref = np.asarray(out['images']['flow_ref'])
   assert flow_ref.shape == (B, N, height, width, 2) and np.abs(flow_ref).max() > 0
+
+
+def test_niter_fix_global_trains_only_the_finest_scale():
+  """Before niter_fix_global epochs a 2-scale generator updates only its finest scale (spec 4.5),
+  while the coarse scale still runs; the 2-scale image D pools the fakes, so G's gradient flows
+  through the discriminator pyramid."""
+  config = tiny_config()
+  config.model.generator.n_scales_spatial = 2
+  config.model.discriminator.num_D = 2
+  config.model.discriminator.n_scales_temporal = 1
+  config.train.niter, config.train.niter_fix_global = 4, 2
+  models = train_lib.build_models(config)
+  schedule = train_lib.schedule_from_config(config)
+  options = train_lib.step_options(config, schedule, 0)
+  assert not options.train_coarse and train_lib.step_options(config, schedule, 2).train_coarse
+  state = train_lib.create_train_state(models, schedule, jax.random.PRNGKey(0), B, 2 * H, 2 * W)
+  before = jax.tree_util.tree_map(np.asarray, state.params)
+  txs = train_lib.make_optimizers(schedule, state.params)
+  step = jax.jit(functools.partial(train_lib.train_step, models,
+                                   losses_lib.loss_weights_from_config(config), options, txs))
+  chunk = {k: np.repeat(np.repeat(v, 2, axis=2), 2, axis=3) for k, v in _chunk(5).items()}
+  rates = {k: jnp.float32(v) for k, v in schedule.learning_rates(0).items()}
+  seq = train_lib.empty_sequence_state(models, B, 2 * H, 2 * W)
+  state, _, out = step(state, seq, chunk, rates, {'vgg': None, 'flownet': None})
+  assert bool(out['scalars']['finite'])
+  assert not _changed(before['g']['scale0'], state.params['g']['scale0'])
+  assert _changed(before['g']['scale1'], state.params['g']['scale1'])
+  assert _changed(before['d'], state.params['d'])

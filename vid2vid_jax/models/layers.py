@@ -9,6 +9,8 @@ Everything here follows reference/vid2vid_spec.md section 1.0:
     is carried, and the running statistics stored in original checkpoints are ignored by the
     importer (they never affect the original's outputs either);
   * the residual block and the down/up paths that the generators are built from;
+  * every conv output is pinned to the mesh layout in context (batch on 'data', height on
+    'spatial'; `vid2vid_jax.sharding.constrain`, a no-op without a mesh);
   * ``downsample``: THE 3x3 / stride 2 / padding 1 average pool with ``count_include_pad=False``
     used for every image pyramid (generator inputs, multi-scale discriminators, local enhancer).
 
@@ -29,6 +31,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from vid2vid_jax import sharding
 
 Dtype = Any
 NORMS = ('batch', 'instance')
@@ -71,6 +75,54 @@ def _same_conv(x: jax.Array, kernel: jax.Array, p: int) -> jax.Array:
   return _conv(x, kernel, 1, ((p, p), (p, p)))
 
 
+def _kernel_grad(xp: jax.Array, dy: jax.Array, dtype: Dtype) -> jax.Array:
+  """Kernel gradient of a VALID stride-1 conv: [B, H_p, W_p, C] x [B, H, W, O] ->
+  [H_p - H + 1, W_p - W + 1, C, O] in ``dtype``.
+
+  Written as the conv XLA:CPU's canonicalisation would make of it (C as batch, B as input
+  feature: NHWC x HWIO), because inside a while loop (the rollout's scan) XLA:CPU leaves
+  autodiff's transposed form (dim_labels f01b_i01o->01bf) to a naive loop: the stem's kernel
+  gradient took 400 ms per frame there instead of 12 ms.
+  """
+  dy = dy.astype(xp.dtype)
+  out = _conv(jnp.transpose(xp, (3, 1, 2, 0)), jnp.transpose(dy, (1, 2, 0, 3)), 1, 'VALID')
+  return jnp.transpose(out, (1, 2, 0, 3)).astype(dtype)
+
+
+def _input_grad(dy: jax.Array, kernel: jax.Array, padding: tuple[tuple[int, int], ...],
+                dtype: Dtype) -> jax.Array:
+  """Input gradient of a stride-1 conv with ``padding``: a stride-1 conv of the cotangent
+  [B, H', W', O] with the flipped, transposed kernel -> [B, H, W, C] in ``dtype``.
+
+  Explicit for the same reason as `_kernel_grad` (autodiff's form is slow in while loops)."""
+  kh, kw = kernel.shape[:2]
+  (top, bottom), (left, right) = padding
+  flipped = jnp.swapaxes(kernel[::-1, ::-1], 2, 3)
+  return _conv(dy.astype(kernel.dtype), flipped, 1,
+               ((kh - 1 - top, kh - 1 - bottom), (kw - 1 - left, kw - 1 - right))).astype(dtype)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _stride1_conv(x: jax.Array, kernel: jax.Array,
+                  padding: tuple[tuple[int, int], ...]) -> jax.Array:
+  """Stride-1 conv with zero ``padding`` ((top, bottom), (left, right)) whose gradients are
+  the canonical convs of `_kernel_grad` / `_input_grad`: [B, H, W, C] -> [B, H', W', O]."""
+  return _conv(x, kernel, 1, padding)
+
+
+def _stride1_conv_fwd(x, kernel, padding):
+  return _stride1_conv(x, kernel, padding), (x, kernel)
+
+
+def _stride1_conv_bwd(padding, residuals, dy):
+  x, kernel = residuals
+  xp = jnp.pad(x, ((0, 0),) + tuple(padding) + ((0, 0),))
+  return _input_grad(dy, kernel, padding, x.dtype), _kernel_grad(xp, dy, kernel.dtype)
+
+
+_stride1_conv.defvjp(_stride1_conv_fwd, _stride1_conv_bwd)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _padded_conv(xp: jax.Array, kernel: jax.Array, p: int) -> jax.Array:
   """VALID stride-1 conv of ``xp`` (already padded by p = (k-1)/2): [B, H+2p, W+2p, C] ->
@@ -93,8 +145,7 @@ def _padded_conv_bwd(p, residuals, dy):
   xp, kernel = residuals
   dy_padded = jnp.pad(dy.astype(xp.dtype), ((0, 0), (p, p), (p, p), (0, 0)))
   dxp = _same_conv(dy_padded, jnp.swapaxes(kernel[::-1, ::-1], 2, 3), p).astype(xp.dtype)
-  _, kernel_vjp = jax.vjp(lambda w: _conv(xp, w, 1, 'VALID'), kernel)
-  return dxp, kernel_vjp(dy)[0]
+  return dxp, _kernel_grad(xp, dy, kernel.dtype)
 
 
 _padded_conv.defvjp(_padded_conv_fwd, _padded_conv_bwd)
@@ -116,7 +167,9 @@ def _patch_conv(xp: jax.Array, kernel: jax.Array, strides: int) -> jax.Array:
   ~104 to ~88 ms, a down conv from 26 to 20 ms. The patches are k*k times the output: once they
   outgrow the cache the copies cost more than the GEMM gains (a block at 64x128x128, 36 MiB of
   patches, took 1.9x longer), so ``Conv`` uses this only for k = 3 and patches up to
-  _PATCH_CONV_MAX_BYTES.
+  _PATCH_CONV_MAX_BYTES. The discriminators' stride-1 4x4 convs (zero pad 2, output one pixel
+  larger than the input) use it too: XLA:CPU's kernel gradient of those is a conv whose window
+  is the whole output, ~7x slower than the GEMM at the demo's 9x17x32 (21 vs 3 ms fwd+bwd).
   """
   k = kernel.shape[0]
   batch = xp.shape[0]
@@ -167,7 +220,7 @@ class Conv(nn.Module):
     out_pixels = (((height + 2 * p - k) // self.strides + 1)
                   * ((width + 2 * p - k) // self.strides + 1))
     patch_bytes = batch * out_pixels * k * k * in_features * x.dtype.itemsize
-    if k == 3 and patch_bytes <= _PATCH_CONV_MAX_BYTES:
+    if (k == 3 or (k == 4 and self.strides == 1 and self.features > 1)) and patch_bytes <= _PATCH_CONV_MAX_BYTES:
       mode = 'reflect' if self.padding_mode == 'reflect' else 'constant'
       y = _patch_conv(jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode=mode), kernel,
                       self.strides)
@@ -180,7 +233,7 @@ class Conv(nn.Module):
         y = _conv(x, kernel, self.strides, 'VALID')
     else:
       y = _conv(x, kernel, self.strides, ((p, p), (p, p)))
-    return y + bias
+    return sharding.constrain(y + bias)
 
 
 class UpConv(nn.Module):
@@ -212,13 +265,14 @@ class UpConv(nn.Module):
     x = x.astype(self.dtype)
     k = kernel.astype(self.dtype)
     # Zero padding only after the last row / column ('same'-sized outputs, the fast path).
-    y00 = _conv(x, k[1:2, 1:2], 1, ((0, 0), (0, 0)))
-    y01 = _conv(x, jnp.stack([k[1, 2], k[1, 0]])[None], 1, ((0, 0), (0, 1)))
-    y10 = _conv(x, jnp.stack([k[2, 1], k[0, 1]])[:, None], 1, ((0, 1), (0, 0)))
-    y11 = _conv(x, jnp.stack([jnp.stack([k[2, 2], k[2, 0]]), jnp.stack([k[0, 2], k[0, 0]])]), 1,
-                ((0, 1), (0, 1)))
+    y00 = _stride1_conv(x, k[1:2, 1:2], ((0, 0), (0, 0)))
+    y01 = _stride1_conv(x, jnp.stack([k[1, 2], k[1, 0]])[None], ((0, 0), (0, 1)))
+    y10 = _stride1_conv(x, jnp.stack([k[2, 1], k[0, 1]])[:, None], ((0, 1), (0, 0)))
+    y11 = _stride1_conv(
+        x, jnp.stack([jnp.stack([k[2, 2], k[2, 0]]), jnp.stack([k[0, 2], k[0, 0]])]),
+        ((0, 1), (0, 1)))
     y = jnp.stack([jnp.stack([y00, y01], axis=3), jnp.stack([y10, y11], axis=3)], axis=2)
-    return y.reshape(batch, 2 * height, 2 * width, self.features) + bias
+    return sharding.constrain(y.reshape(batch, 2 * height, 2 * width, self.features) + bias)
 
 
 class Norm(nn.Module):
@@ -386,7 +440,8 @@ def downsample(x: jax.Array) -> jax.Array:
   window = (1,) * (x.ndim - 3) + (3, 3, 1)
   strides = (1,) * (x.ndim - 3) + (2, 2, 1)
   padding = ((0, 0),) * (x.ndim - 3) + ((1, 1), (1, 1), (0, 0))
-  total = jax.lax.reduce_window(x, jnp.array(0, x.dtype), jax.lax.add, window, strides, padding)
+  # A Python 0.0 init makes this the differentiable reduce_window_sum (an array init does not).
+  total = jax.lax.reduce_window(x, 0.0, jax.lax.add, window, strides, padding)
   # The count of real pixels in each window is static: compute it in NumPy.
   def counts(n):
     out = (n + 1) // 2

@@ -25,6 +25,19 @@ def test_downsample_matches_avg_pool_without_padding_count(shape):
   np.testing.assert_allclose(layers.downsample(jnp.asarray(x)), _nhwc(ref), atol=1e-6)
 
 
+def test_downsample_gradient_matches_torch():
+  """The multi-scale discriminators pool the generated frames, so G's gradient flows through."""
+  x = np.random.default_rng(2).normal(size=(2, 9, 6, 3)).astype(np.float32)
+  weights = np.random.default_rng(3).normal(size=(2, 5, 3, 3)).astype(np.float32)
+  grad = jax.jit(jax.grad(lambda v: jnp.sum(layers.downsample(v) * weights)))(jnp.asarray(x))
+  xt = torch.tensor(_nchw(x), requires_grad=True)
+  (F.avg_pool2d(xt, 3, stride=2, padding=1, count_include_pad=False)
+   * torch.tensor(_nchw(weights))).sum().backward()
+  np.testing.assert_allclose(grad, _nhwc(xt.grad), atol=1e-6)
+  bf16 = jax.grad(lambda v: jnp.sum(layers.downsample(v)))(jnp.asarray(x, jnp.bfloat16))
+  assert bf16.dtype == jnp.bfloat16
+
+
 def test_downsample_on_5d_and_pyramid_order():
   x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 3, 16, 8, 4)), jnp.float32)
   per_frame = jnp.stack([layers.downsample(x[:, t]) for t in range(3)], axis=1)
@@ -46,6 +59,21 @@ def test_upconv_matches_conv_transpose2d():
   out = module.apply(variables, jnp.asarray(x))
   assert out.shape == (2, 10, 12, 3)
   np.testing.assert_allclose(out, _nhwc(ref), atol=1e-5)
+
+  # The phase convs' custom VJPs equal autodiff of the transposed conv (input and kernel).
+  def plain(params, x):
+    y = jax.lax.conv_transpose(x, params['kernel'][::-1, ::-1], (2, 2), ((1, 2), (1, 2)),
+                               dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    return y + params['bias']
+
+  np.testing.assert_allclose(plain(variables['params'], jnp.asarray(x)), out, atol=1e-5)
+  cot = jnp.asarray(rng.normal(size=out.shape).astype(np.float32))
+  g_ours = jax.grad(lambda p, x: jnp.sum(module.apply({'params': p}, x) * cot), argnums=(0, 1))(
+      variables['params'], jnp.asarray(x))
+  g_ref = jax.grad(lambda p, x: jnp.sum(plain(p, x) * cot), argnums=(0, 1))(
+      variables['params'], jnp.asarray(x))
+  for a, b in zip(jax.tree_util.tree_leaves(g_ours), jax.tree_util.tree_leaves(g_ref)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize('kernel_size,padding,mode,stride', [
