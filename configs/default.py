@@ -95,6 +95,7 @@ def get_config() -> ml_collections.ConfigDict:
   loss.use_vgg = True  # VGG perceptual loss (orig: not --no_vgg).
   loss.use_gan_feat = True  # D feature matching (orig: not --no_ganFeat).
   loss.lambda_l1 = 0.0  # pixel L1 on final + raw images; not in the original (0 = off).
+  loss.lambda_l2 = 0.0  # pixel squared error on final + raw images; not in the original (0 = off).
   loss.lambda_mask = 0.0  # weight of the W term pushing the blend weight to the warped frame
   #   where the flow is reliable; 0 = the original's rule (on, weight 1, only for first_frame.mode
   #   'generate').

@@ -258,6 +258,9 @@ class LossWeights:
     no_flow: the generator has no flow/weight heads; F_Flow, F_Warp and W are off.
     lambda_l1: weight of a pixel L1 term on the final and raw images (NOT in the original;
       0 = off). Useful when no pretrained VGG is available (the offline demo).
+    lambda_l2: weight of a pixel squared-error term on the same images (NOT in the original;
+      0 = off). Where a label's colour is uncertain L1 pulls towards the median colour and L2
+      towards the mean, which is what PSNR rewards.
   """
   gan_mode: str = 'ls'
   lambda_feat: float = 10.0
@@ -273,6 +276,7 @@ class LossWeights:
   lambda_mask: float = 1.0
   no_flow: bool = False
   lambda_l1: float = 0.0
+  lambda_l2: float = 0.0
 
   def __post_init__(self):
     if self.gan_mode not in GAN_MODES:
@@ -313,6 +317,7 @@ def loss_weights_from_config(config: Any) -> LossWeights:
       lambda_mask=float(loss.lambda_mask) if loss.lambda_mask > 0 else 1.0,
       no_flow=bool(g.no_flow),
       lambda_l1=float(loss.lambda_l1),
+      lambda_l2=float(loss.lambda_l2),
   )
 
 
@@ -374,6 +379,7 @@ def generator_loss_terms(
     'g/gan_feat' G_GAN_Feat: lambda_feat * feature matching, both passes (if use_gan_feat).
     'g/vgg' G_VGG: lambda_feat * (vgg(fake, real) + vgg(fake_raw, real)) (if use_vgg).
     'g/l1': lambda_l1 * (|fake - real| + |fake_raw - real|) means (ours, if lambda_l1 > 0).
+    'g/l2': lambda_l2 * ((fake - real)^2 + (fake_raw - real)^2) means (ours, if lambda_l2 > 0).
     'g/flow' F_Flow: lambda_F / 2**(n_scales_spatial-1) * flow_loss (unless no_flow).
     'g/warp' F_Warp: lambda_T * warp_loss (unless no_flow).
     'g/mask' W: lambda_mask * mask_loss (if use_mask_loss and not no_flow).
@@ -435,6 +441,9 @@ def generator_loss_terms(
 
   if w.lambda_l1 > 0:
     terms['g/l1'] = w.lambda_l1 * sum(jnp.mean(jnp.abs(x.astype(jnp.float32) - real))
+                                      for x, _ in passes)
+  if w.lambda_l2 > 0:
+    terms['g/l2'] = w.lambda_l2 * sum(jnp.mean(jnp.square(x.astype(jnp.float32) - real))
                                       for x, _ in passes)
 
   if not w.no_flow:

@@ -287,7 +287,7 @@ def test_jitted_total_has_finite_gradients_into_generator_outputs():
     assert bool(jnp.all(jnp.isfinite(g))) and float(jnp.abs(g).max()) > 0.0
 
 
-def test_pixel_l1_term_is_off_by_default_and_weighted():
+def test_pixel_l1_and_l2_terms_are_off_by_default_and_weighted():
   import numpy as np
   from vid2vid_jax import losses
   rng = np.random.default_rng(0)
@@ -301,3 +301,7 @@ def test_pixel_l1_term_is_off_by_default_and_weighted():
   on = losses.generator_loss_terms(
       losses.LossWeights(use_vgg=False, no_flow=True, lambda_l1=3.0), **common)
   np.testing.assert_allclose(on['g/l1'], 3.0 * np.mean(np.abs(fake - real)), rtol=1e-6)
+  assert 'g/l2' not in on
+  both = losses.generator_loss_terms(
+      losses.LossWeights(use_vgg=False, no_flow=True, lambda_l2=2.0), **common)
+  np.testing.assert_allclose(both['g/l2'], 2.0 * np.mean(np.square(fake - real)), rtol=1e-6)
