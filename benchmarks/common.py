@@ -128,3 +128,23 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str
   lines = ['  '.join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
   lines.insert(1, '-' * len(lines[0]))
   sys.stdout.write('\n'.join(lines) + '\n')
+
+
+def size_dtype_main(script: str, args: Any, measure: Callable[[Any, int, int, str], dict],
+                    shared: Sequence[str], columns: Sequence[tuple[str, str, str]]) -> int:
+  """The main of a per-(size, dtype) benchmark: with ``args.child`` ('WxH:dtype') measure that
+  one case and print its row as JSON; otherwise run one child per case of ``args.sizes`` x
+  ``args.dtypes`` (passing ``shared`` flags on), print the table and write ``args.json``."""
+  if args.child:
+    size, dtype = args.child.split(':')
+    width, height = (int(s) for s in size.split('x'))
+    sys.stdout.write(json.dumps(measure(args, width, height, dtype)) + '\n')
+    return 0
+  children = [['--child', f'{size}:{dtype}', *shared]
+              for size in args.sizes.split(',') for dtype in args.dtypes.split(',')]
+  rows = run_children(script, children)
+  print_table(rows, columns)
+  if args.json:
+    with open(args.json, 'w') as f:
+      json.dump(rows, f, indent=1)
+  return 0 if all('error' not in r for r in rows) else 1

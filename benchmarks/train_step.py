@@ -22,7 +22,6 @@ MFU = FLOPs / step time / the device's dense peak (benchmarks/common.py; CPU: an
 import argparse
 import dataclasses
 import functools
-import json
 import os
 import sys
 import time
@@ -169,22 +168,10 @@ def main() -> int:
   parser.add_argument('--child', default='', help=argparse.SUPPRESS)
   args = parser.parse_args()
 
-  if args.child:
-    size, dtype = args.child.split(':')
-    width, height = (int(s) for s in size.split('x'))
-    sys.stdout.write(json.dumps(measure(args, width, height, dtype)) + '\n')
-    return 0
   shared = ['--batch', str(args.batch), '--frames_per_step', str(args.frames_per_step),
             '--flow', args.flow, '--spatial', str(args.spatial), '--steps', str(args.steps)]
   shared += ['--remat'] * args.remat + ['--fsdp'] * args.fsdp
-  children = [['--child', f'{size}:{dtype}', *shared]
-              for size in args.sizes.split(',') for dtype in args.dtypes.split(',')]
-  rows = common.run_children(__file__, children)
-  common.print_table(rows, COLUMNS)
-  if args.json:
-    with open(args.json, 'w') as f:
-      json.dump(rows, f, indent=1)
-  return 0 if all('error' not in r for r in rows) else 1
+  return common.size_dtype_main(__file__, args, measure, shared, COLUMNS)
 
 
 if __name__ == '__main__':
