@@ -130,6 +130,18 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str
   sys.stdout.write('\n'.join(lines) + '\n')
 
 
+def size_dtype_parser(doc: str) -> 'argparse.ArgumentParser':
+  """An argument parser with the flags every per-(size, dtype) benchmark shares."""
+  import argparse  # pylint: disable=g-import-not-at-top
+  parser = argparse.ArgumentParser(description=doc,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--sizes', default='512x256,1024x512,2048x1024', help='WxH list')
+  parser.add_argument('--dtypes', default='float32,bfloat16')
+  parser.add_argument('--json', default='', help='also write the rows to this file')
+  parser.add_argument('--child', default='', help=argparse.SUPPRESS)
+  return parser
+
+
 def size_dtype_main(script: str, args: Any, measure: Callable[[Any, int, int, str], dict],
                     shared: Sequence[str], columns: Sequence[tuple[str, str, str]]) -> int:
   """The main of a per-(size, dtype) benchmark: with ``args.child`` ('WxH:dtype') measure that

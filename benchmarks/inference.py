@@ -89,14 +89,9 @@ COLUMNS = (('size', 'size', ''), ('dtype', 'dtype', ''), ('scales', 'scales', ''
 
 
 def main() -> int:
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--sizes', default='512x256,1024x512,2048x1024', help='WxH list')
-  parser.add_argument('--dtypes', default='float32,bfloat16')
+  parser = common.size_dtype_parser(__doc__)
   parser.add_argument('--chunk', type=int, default=8, help='new frames per compiled call')
   parser.add_argument('--frames', type=int, default=32, help='timed frames (after one chunk)')
-  parser.add_argument('--json', default='', help='also write the rows to this file')
-  parser.add_argument('--child', default='', help=argparse.SUPPRESS)
   args = parser.parse_args()
 
   shared = ['--chunk', str(args.chunk), '--frames', str(args.frames)]

@@ -152,10 +152,7 @@ COLUMNS = (('size', 'size', ''), ('dtype', 'dtype', ''), ('remat', 'remat', ''),
 
 
 def main() -> int:
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--sizes', default='512x256,1024x512,2048x1024', help='WxH list')
-  parser.add_argument('--dtypes', default='float32,bfloat16')
+  parser = common.size_dtype_parser(__doc__)
   parser.add_argument('--remat', action='store_true', help='rematerialise each frame')
   parser.add_argument('--batch', type=int, default=1)
   parser.add_argument('--frames_per_step', type=int, default=0,
@@ -164,8 +161,6 @@ def main() -> int:
   parser.add_argument('--spatial', type=int, default=1, help='devices splitting the height')
   parser.add_argument('--fsdp', action='store_true')
   parser.add_argument('--steps', type=int, default=5, help='timed steps after one warm-up')
-  parser.add_argument('--json', default='', help='also write the rows to this file')
-  parser.add_argument('--child', default='', help=argparse.SUPPRESS)
   args = parser.parse_args()
 
   shared = ['--batch', str(args.batch), '--frames_per_step', str(args.frames_per_step),
