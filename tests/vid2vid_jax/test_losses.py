@@ -263,7 +263,11 @@ def test_loss_weights_from_config():
   config.compat.lsgan_always = True  # spec 8.2
   config.first_frame.mode = 'generate'
   w = losses.loss_weights_from_config(config)
-  assert w.gan_mode == 'ls' and w.use_mask_loss
+  assert w.gan_mode == 'ls' and w.use_mask_loss and w.lambda_mask == 1.0
+  config.first_frame.mode = 'real'
+  config.loss.lambda_mask = 10.0  # the W term on its own, with its weight
+  w = losses.loss_weights_from_config(config)
+  assert w.use_mask_loss and w.lambda_mask == 10.0
 
 
 def test_jitted_total_has_finite_gradients_into_generator_outputs():
