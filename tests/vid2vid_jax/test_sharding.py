@@ -109,14 +109,15 @@ def test_sharded_steps_match_one_device(equivalence, case):
   # The first step's parameter updates (Adam, lr 4e-4): every leaf's update agrees to 1e-3 in
   # norm and no entry is off by more than a quarter of the learning rate. (Summation order moves
   # a predicted flow across a pixel boundary now and then, where the bilinear warp's gradient
-  # jumps, so single entries differ more than the norm does.)
+  # jumps, so single entries differ more than the norm does. Biases feeding a norm have zero true
+  # gradient: their updates are rounding noise, hence the absolute floor of 1e-5 (1e-7 each).)
   keys = [k[len('init/'):] for k in params.files if k.startswith('init/')]
   assert len(keys) == meta[case]['n_params']
   for key in keys:
     init = params[f'init/{key}']
     update, ref_update = params[f'{case}/{key}'] - init, params[f'one_device/{key}'] - init
     assert np.max(np.abs(update - ref_update)) <= 1e-4, key
-    assert np.linalg.norm(update - ref_update) <= 1e-3 * np.linalg.norm(ref_update) + 1e-6, key
+    assert np.linalg.norm(update - ref_update) <= 1e-3 * np.linalg.norm(ref_update) + 1e-5, key
 
 
 def test_sharded_layouts(equivalence):
