@@ -58,11 +58,9 @@ def _check(condition: bool, field: str, rule: str, errors: list[str]) -> None:
     errors.append(f'{field}: {rule}')
 
 
-def config_errors(config: ml_collections.ConfigDict, num_devices: int | None = None,
-                  training: bool = True) -> list[str]:
-  """Every problem with ``config``, one line each: '<field>: <rule, with the values seen>'.
-  ``training`` False skips the rules about training-only options (inference of an imported
-  checkpoint must not fail on how its discriminators were trained)."""
+def config_errors(config: ml_collections.ConfigDict, num_devices: int | None = None
+                  ) -> list[str]:
+  """Every problem with ``config``, one line each: '<field>: <rule, with the values seen>'."""
   errors: list[str] = []
   data, g, d = config.data, config.model.generator, config.model.discriminator
   train, loss = config.train, config.loss
@@ -162,9 +160,6 @@ def config_errors(config: ml_collections.ConfigDict, num_devices: int | None = N
          f'must be >= 2 (a temporal window), got {d.n_frames_D}', errors)
   _check(d.n_scales_temporal >= 0, 'model.discriminator.n_scales_temporal',
          f'must be >= 0, got {d.n_scales_temporal}', errors)
-  _check(not (training and d.sparse_D), 'model.discriminator.sparse_D',
-         'non-overlapping temporal windows (the original\'s --sparse_D) are not implemented; '
-         'leave it False (the original\'s default, used by all its scripts)', errors)
   if d.add_face_disc:
     _check(data.layout == 'pose', 'model.discriminator.add_face_disc',
            f'needs the pose layout (the face crop comes from DensePose parts), got '
@@ -243,17 +238,15 @@ def config_errors(config: ml_collections.ConfigDict, num_devices: int | None = N
   return errors
 
 
-def validate_config(config: ml_collections.ConfigDict, num_devices: int | None = None,
-                    training: bool = True) -> None:
+def validate_config(config: ml_collections.ConfigDict, num_devices: int | None = None) -> None:
   """Raises ConfigError listing every inconsistent field of ``config``.
 
   Args:
     config: a config as returned by a ``configs/*.py`` ``get_config()``.
     num_devices: devices of the mesh to check data/spatial parallelism against; None skips the
       checks that need it.
-    training: also check the training-only options (see `config_errors`).
   """
-  errors = config_errors(config, num_devices, training)
+  errors = config_errors(config, num_devices)
   if errors:
     raise ConfigError('invalid config:\n  ' + '\n  '.join(errors))
 

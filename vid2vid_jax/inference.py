@@ -250,7 +250,7 @@ def evaluate(config: Any, workdir: str | os.PathLike) -> dict[str, Any]:
   import input_pipeline  # pylint: disable=g-import-not-at-top  (TensorFlow: only here)
   from vid2vid_jax import config_lib  # pylint: disable=g-import-not-at-top
   from vid2vid_jax.models import builders  # pylint: disable=g-import-not-at-top
-  config_lib.validate_config(config, training=False)
+  config_lib.validate_config(config)
   mode = config.eval.first_frame_mode or config.first_frame.mode
   g = config.model.generator
   sequence_generator = SequenceGenerator(

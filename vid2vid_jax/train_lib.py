@@ -67,6 +67,7 @@ class Models:
     first_frame: the single-image generator (target 'first_frame', or first-frame mode
       'single_g' where it makes each clip's first frames), else None.
     first_frame_channels: its input channels: cond without the instance-edge channel (spec 4.7).
+    sparse_D: the temporal Ds see the original's sparse_D windows (`_sparse_temporal_windows`).
   """
   generator: generator_lib.MultiScaleGenerator
   image_d: disc_lib.MultiscaleDiscriminator
@@ -87,6 +88,7 @@ class Models:
   target: str = 'video'
   first_frame: Any = None
   first_frame_channels: int = 0
+  sparse_D: bool = False
 
 
 def build_models(config: Any) -> Models:
@@ -117,7 +119,8 @@ def build_models(config: Any) -> Models:
       face_crop_size=config.data.fine_size // 32 * 8 if face else 0,
       openpose_only=config.data.pose.openpose_only,
       no_flow=g.no_flow,
-      dtype=builders.activation_dtype(config))
+      dtype=builders.activation_dtype(config),
+      sparse_D=bool(d.sparse_D))
 
 
 def frame_sizes(height: int, width: int, n_scales: int) -> list[tuple[int, int]]:
@@ -288,6 +291,8 @@ class SequenceState:
   hist_flow: [B, L, H, W, 2] their reference flows (to the frame before), hist_count: valid
   entries (the newest ones), L = n_frames_D**(S-1) * (n_frames_D-1).
   first_chunk: scalar bool, True before the clip's first chunk.
+  frames_done: scalar int32, frames generated in this clip before this chunk (sparse_D windows
+  are aligned to it).
   """
   prev_frames: tuple[Array, ...]
   last_fake: Array
@@ -296,6 +301,7 @@ class SequenceState:
   hist_flow: Array
   hist_count: Array
   first_chunk: Array
+  frames_done: Array
 
 
 def history_length(models: Models) -> int:
@@ -315,7 +321,8 @@ def empty_sequence_state(models: Models, batch: int, height: int, width: int) ->
       hist_fake=jnp.zeros((batch, hist, height, width, 3)),
       hist_flow=jnp.zeros((batch, hist, height, width, 2)),
       hist_count=jnp.zeros((), jnp.int32),
-      first_chunk=jnp.ones((), jnp.bool_))
+      first_chunk=jnp.ones((), jnp.bool_),
+      frames_done=jnp.zeros((), jnp.int32))
 
 
 def create_train_state(models: Models, schedule: Schedule, key: Array, batch: int,
@@ -487,6 +494,47 @@ def _temporal_windows(models: Models, seq_real: Array, seq_fake: Array, seq_flow
   return out
 
 
+def _sparse_temporal_windows(models: Models, seq_real: Array, seq_fake: Array, seq_flow: Array,
+                             frames_done: Array, n_new: int, scale: int):
+  """The windows of the original's sparse_D (spec 2.4, get_skipped_frames_sparse).
+
+  Temporal scale s only looks at the frames whose index in the clip (0 = the first generated
+  frame) is a multiple of tD**s. Each chunk, the original keeps the last tD - 1 such frames of
+  the earlier chunks, appends this chunk's, and cuts that buffer from its newest end into
+  groups of tD consecutive frames, dropping the oldest remainder. So a window ends at the
+  newest selected frame, the next one tD selected frames earlier, for
+  (min(selected before, tD - 1) + selected in this chunk) // tD windows. Its flows are the
+  stored scale-0 reference flows of window frames 1..tD-1 (each to the frame just before it,
+  not to the previous window frame: the original's approximation at scales >= 1).
+
+  Args:
+    seq_real, seq_fake: [B, T_all, H, W, 3] history then this chunk's n_new frames.
+    seq_flow: [B, T_all, H, W, 2] their reference flows (each frame to the frame before).
+    frames_done: scalar int, clip index of this chunk's first frame.
+
+  Returns:
+    list over candidate windows of (real [B, tD, H, W, 3], fake [B, tD, ...], flows
+    [B, tD - 1, H, W, 2], valid scalar bool); the number of candidates is static.
+  """
+  td = models.n_frames_D
+  stride = td**scale
+  total = seq_real.shape[1]
+  newest = frames_done + n_new - 1  # clip index of the frame at position total - 1
+  before = (frames_done + stride - 1) // stride  # selected frames in earlier chunks
+  in_chunk = newest // stride - (frames_done - 1) // stride  # floor division: -1 // s = -1
+  n_windows = (jnp.minimum(before, td - 1) + in_chunk) // td
+  newest_selected = total - 1 - newest % stride  # its position in seq_*
+  offsets = stride * np.arange(td - 1, -1, -1)
+  out = []
+  for j in range((td - 1 + -(-n_new // stride)) // td):
+    # Valid windows lie inside the buffer (history length tD**(S-1) * (tD-1)); the clip only
+    # keeps masked-out candidates in range.
+    idx = jnp.clip(newest_selected - j * td * stride - offsets, 0, total - 1)
+    out.append((jnp.take(seq_real, idx, axis=1), jnp.take(seq_fake, idx, axis=1),
+                jnp.take(seq_flow, idx[1:], axis=1), j < n_windows))
+  return out
+
+
 def _apply_d(model, params, x):
   return model.apply({'params': params}, x)
 
@@ -583,17 +631,23 @@ def train_step(models: Models, losses: losses_lib.LossWeights, options: StepOpti
   seq_real = jnp.concatenate([seq.hist_real, real], axis=1)
   seq_flow = jnp.concatenate([seq.hist_flow, flow_ref], axis=1)
   valid_frames = jnp.where(first, 0, seq.hist_count) + n_new
+  frames_done = jnp.where(first, 0, seq.frames_done)
   hist_fake = seq.hist_fake
 
   def temporal_terms(d_t_params, fake_all, detach_fake):
     """Per temporal scale: (mean G terms, mean D terms, has_window) over valid windows."""
     results = []
     for s in range(models.n_scales_temporal):
-      windows = _temporal_windows(models, seq_real, fake_all, seq_flow, valid_frames, n_new, s)
+      if models.sparse_D:
+        windows = _sparse_temporal_windows(models, seq_real, fake_all, seq_flow, frames_done,
+                                           n_new, s)
+      else:
+        windows = [(r, f, _window_flows(options, flow_fn, r, w_flows, s, models.n_frames_D), v)
+                   for r, f, w_flows, v in _temporal_windows(models, seq_real, fake_all,
+                                                             seq_flow, valid_frames, n_new, s)]
       g_gan = g_feat = d_real = d_fake = jnp.zeros((), jnp.float32)
       count = jnp.zeros((), jnp.float32)
-      for w_real, w_fake, w_flows, valid in windows:
-        flows = _window_flows(options, flow_fn, w_real, w_flows, s, models.n_frames_D)
+      for w_real, w_fake, flows, valid in windows:
         flows = jax.lax.stop_gradient(flows)
         x_real = disc_lib.temporal_d_input(w_real, flows)
         fake_in = jax.lax.stop_gradient(w_fake) if detach_fake else w_fake
@@ -698,7 +752,8 @@ def train_step(models: Models, losses: losses_lib.LossWeights, options: StepOpti
       hist_fake=fake_all[:, fake_all.shape[1] - hist:],
       hist_flow=seq_flow[:, seq_flow.shape[1] - hist:],
       hist_count=jnp.minimum(valid_frames, hist).astype(jnp.int32),
-      first_chunk=jnp.zeros((), jnp.bool_))
+      first_chunk=jnp.zeros((), jnp.bool_),
+      frames_done=(frames_done + n_new).astype(jnp.int32))
   metrics = {**g_terms, **d_terms, 'g/total': g_total,
              **{f'{k}/total': v for k, v in d_totals.items()},
              'finite': finite.astype(jnp.float32)}

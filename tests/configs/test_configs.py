@@ -97,7 +97,6 @@ def _bad(name='demo', **overrides):
     ({'model.discriminator.n_frames_D': 1}, None, 'model.discriminator.n_frames_D: must be >= 2'),
     ({'model.discriminator.add_face_disc': True}, None, 'add_face_disc: needs the pose layout'),
     ({'model.dtype': 'float16'}, None, 'model.dtype: must be one of'),
-    ({'model.discriminator.sparse_D': True}, None, 'sparse_D: non-overlapping temporal windows'),
     ({'data.fine_size': 128, 'data.resize_or_crop': 'scaleWidth_and_crop'}, None,
      'data.fine_size: the crop (128) cannot exceed'),
 ])
@@ -143,9 +142,7 @@ def test_valid_device_counts_pass():
   config_lib.validate_config(config, num_devices=2)
 
 
-def test_training_only_rules_skipped_for_inference():
+def test_sparse_d_is_accepted():
   config = _load('default')
-  config.model.discriminator.sparse_D = True  # e.g. imported from a checkpoint's opt.txt
-  config_lib.validate_config(config, training=False)
-  with pytest.raises(config_lib.ConfigError, match='sparse_D'):
-    config_lib.validate_config(config)
+  config.model.discriminator.sparse_D = True  # the original's --sparse_D windows
+  config_lib.validate_config(config)

@@ -242,3 +242,90 @@ def test_niter_fix_global_trains_only_the_finest_scale():
   assert not _changed(before['g']['scale0'], state.params['g']['scale0'])
   assert _changed(before['g']['scale1'], state.params['g']['scale1'])
   assert _changed(before['d'], state.params['d'])
+
+
+def _original_sparse_groups(n_frames_D, n_scales_temporal, n_new, n_chunks):
+  """The original's sparse_D buffers (spec 2.4) replayed on frame ids: per chunk and scale, the
+  list of windows (tuples of clip frame indices, oldest first)."""
+  td = n_frames_D
+  buffers = [[] for _ in range(n_scales_temporal)]
+  per_chunk = []
+  for c in range(n_chunks):
+    start = c * n_new
+    frames = list(range(start, start + n_new))
+    groups = []
+    for s in range(n_scales_temporal):
+      buf = buffers[s]
+      if buf and len(buf) % td == 0:
+        buf = buf[-(td - 1):]
+      stride = td**s
+      first = 0 if start == 0 else stride - ((start - 1) % stride + 1)
+      if first < n_new:
+        buf = buf + frames[first::stride]
+      windows = []
+      if len(buf) >= td:
+        buf = buf[len(buf) % td:]
+        windows = [tuple(buf[k:k + td]) for k in range(0, len(buf), td)]
+      buffers[s] = buf
+      groups.append(windows)
+    per_chunk.append(groups)
+  return per_chunk
+
+
+@pytest.mark.parametrize('n_frames_D,n_scales_temporal,n_new', [
+    (3, 1, 1), (3, 2, 1), (3, 3, 1), (3, 2, 4), (2, 3, 3), (3, 3, 5), (4, 2, 2)])
+def test_sparse_windows_follow_the_original_buffers(n_frames_D, n_scales_temporal, n_new):
+  models = train_lib.Models(
+      generator=None, image_d=None, temporal_d=None, face_d=None, cond_channels=0,
+      n_frames_G=TG, n_scales=1, n_frames_D=n_frames_D, n_scales_temporal=n_scales_temporal,
+      label_nc=0, fg_labels=(), first_frame_mode='real', face_crop_size=0,
+      openpose_only=False, no_flow=False, dtype=jnp.float32, sparse_D=True)
+  hist = n_frames_D**(n_scales_temporal - 1) * (n_frames_D - 1)
+  n_chunks = 3 * hist // n_new + 4
+  expected = _original_sparse_groups(n_frames_D, n_scales_temporal, n_new, n_chunks)
+  for c in range(n_chunks):
+    done = c * n_new
+    # Each buffer entry holds its clip frame index (-1 before the clip starts).
+    ids = np.arange(done - hist, done + n_new, dtype=np.float32)
+    ids[ids < 0] = -1
+    seq = jnp.asarray(ids)[None, :, None, None, None]
+    for s in range(n_scales_temporal):
+      windows = train_lib._sparse_temporal_windows(models, seq, seq + 1000, seq + 2000,
+                                                   jnp.int32(done), n_new, s)
+      got = []
+      for real, fake, flows, valid in windows:
+        if bool(valid):
+          frame_ids = tuple(int(v) for v in np.asarray(real).ravel())
+          assert min(frame_ids) >= 0
+          np.testing.assert_array_equal(np.asarray(fake).ravel(), np.asarray(real).ravel() + 1000)
+          # The flows of window frames 1.. (each frame's own scale-0 flow), not the first's.
+          np.testing.assert_array_equal(np.asarray(flows).ravel(),
+                                        np.asarray(real).ravel()[1:] + 2000)
+          got.append(frame_ids)
+      assert sorted(got) == sorted(expected[c][s]), (c, s, got, expected[c][s])
+
+
+def test_sparse_d_training_steps():
+  config = tiny_config()
+  config.model.discriminator.sparse_D = True
+  models = train_lib.build_models(config)
+  assert models.sparse_D
+  schedule = train_lib.schedule_from_config(config)
+  state0 = train_lib.create_train_state(models, schedule, jax.random.PRNGKey(0), B, H, W)
+  txs = train_lib.make_optimizers(schedule, state0.params)
+  step = jax.jit(functools.partial(
+      train_lib.train_step, models, losses_lib.loss_weights_from_config(config),
+      train_lib.step_options(config, schedule, 0), txs))
+  rates = {k: jnp.float32(v) for k, v in schedule.learning_rates(0).items()}
+  frozen = {'vgg': None, 'flownet': None}
+  seq = train_lib.empty_sequence_state(models, B, H, W)
+  state1, seq1, out1 = step(state0, seq, _chunk(1), rates, frozen)
+  state2, seq2, out2 = step(state1, seq1, _chunk(2), rates, frozen)
+  # tD = 2, 2 frames per chunk: chunk 1 has the scale-0 window (0, 1) and no scale-1 window
+  # (frame 0 only); chunk 2 has (2, 3) and the scale-1 window (0, 2).
+  assert float(out1['scalars']['finite']) == 1.0 and float(out2['scalars']['finite']) == 1.0
+  assert float(out1['scalars']['d_t0/real']) > 0 and float(out1['scalars']['d_t1/real']) == 0
+  assert not _changed(state0.params['d_t']['1'], state1.params['d_t']['1'])
+  assert float(out2['scalars']['d_t1/real']) > 0
+  assert _changed(state1.params['d_t']['1'], state2.params['d_t']['1'])
+  assert int(seq1.frames_done) == N and int(seq2.frames_done) == 2 * N

@@ -71,6 +71,17 @@ def _head(x: jax.Array, features: int, activation, dtype: Dtype, name: str) -> j
   return y if activation is None else activation(y)
 
 
+def _flow_and_weight_heads(flow_feat: jax.Array, dtype: Dtype) -> tuple[jax.Array, jax.Array]:
+  """The flow head (ReflPad3 + Conv7x7 -> 2, flow / 20 before scaling) and the weight head
+  (ReflPad3 + Conv7x7 -> 1, sigmoid) on the same features, run as one 3-channel conv; their
+  parameters stay ``flow_head`` / ``weight_head``. Returns ([B, H, W, 2], [B, H, W, 1])."""
+  in_features = flow_feat.shape[-1]
+  flow_params = layers.ConvParams(2, 7, name='flow_head')(in_features)
+  weight_params = layers.ConvParams(1, 7, name='weight_head')(in_features)
+  flow, weight = layers.fused_conv(flow_feat, [flow_params, weight_params], 3, 'reflect', dtype)
+  return flow, jax.nn.sigmoid(weight)
+
+
 class CompositeGenerator(nn.Module):
   """The coarsest (or only) scale: label and previous-frame branches fused at the bottleneck.
 
@@ -131,8 +142,8 @@ class CompositeGenerator(nn.Module):
       fake = raw
     else:
       flow_feat = layers.UpPath(self.ngf, nd, n_dec, name='flow_decoder', **kw)(down)
-      flow = _head(flow_feat, 2, None, self.dtype, 'flow_head') * FLOW_SCALE
-      weight = _head(flow_feat, 1, jax.nn.sigmoid, self.dtype, 'weight_head')
+      flow, weight = _flow_and_weight_heads(flow_feat, self.dtype)
+      flow = flow * FLOW_SCALE
       fake = _compose(raw, prev, flow, weight, self.output_nc, use_raw_only)
     if self.fg:
       ngf_fg = self.ngf // 2 if nd > 2 else self.ngf
@@ -198,8 +209,8 @@ class CompositeLocalGenerator(nn.Module):
     else:
       flow_feat = layers.UpPath(self.ngf, 1, self.n_blocks_local, name='flow_decoder', **kw)(
           down + coarse['flow_feat'])
-      flow = _head(flow_feat, 2, None, self.dtype, 'flow_head') * (FLOW_SCALE * 2**self.scale)
-      weight = _head(flow_feat, 1, jax.nn.sigmoid, self.dtype, 'weight_head')
+      flow, weight = _flow_and_weight_heads(flow_feat, self.dtype)
+      flow = flow * (FLOW_SCALE * 2**self.scale)
       fake = _compose(raw, prev, flow, weight, self.output_nc, use_raw_only)
     if self.fg:
       ngf_fg = self.ngf if self.fg_wide else self.ngf // 2

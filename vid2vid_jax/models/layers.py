@@ -75,6 +75,11 @@ def _same_conv(x: jax.Array, kernel: jax.Array, p: int) -> jax.Array:
   return _conv(x, kernel, 1, ((p, p), (p, p)))
 
 
+# Kernel-gradient convs whose (transposed) input has at least this many elements are split in
+# two on CPU (see `_kernel_grad`).
+_KERNEL_GRAD_SPLIT_MIN_ELEMENTS = 2**20
+
+
 def _kernel_grad(xp: jax.Array, dy: jax.Array, dtype: Dtype) -> jax.Array:
   """Kernel gradient of a VALID stride-1 conv: [B, H_p, W_p, C] x [B, H, W, O] ->
   [H_p - H + 1, W_p - W + 1, C, O] in ``dtype``.
@@ -83,9 +88,27 @@ def _kernel_grad(xp: jax.Array, dy: jax.Array, dtype: Dtype) -> jax.Array:
   feature: NHWC x HWIO), because inside a while loop (the rollout's scan) XLA:CPU leaves
   autodiff's transposed form (dim_labels f01b_i01o->01bf) to a naive loop: the stem's kernel
   gradient took 400 ms per frame there instead of 12 ms.
+
+  On CPU, XLA's YNNPACK runs such a conv (small output, long reduction) on ONE thread: the
+  generator stem's took 228 ms with the second core idle at the end of the backward pass. Large
+  ones are therefore two independent convs over the halves of C, which XLA:CPU runs on two
+  cores (a 2.3 s generator step got ~100 ms faster). The halves slice the already transposed
+  input: slicing first gave each half its own transposed copy, and buffer reuse between those
+  copies serialised the two convs again.
   """
-  dy = dy.astype(xp.dtype)
-  out = _conv(jnp.transpose(xp, (3, 1, 2, 0)), jnp.transpose(dy, (1, 2, 0, 3)), 1, 'VALID')
+  return _transposed_kernel_grad(jnp.transpose(xp, (3, 1, 2, 0)), dy, dtype)
+
+
+def _transposed_kernel_grad(xp_t: jax.Array, dy: jax.Array, dtype: Dtype) -> jax.Array:
+  """`_kernel_grad` of an input already transposed to [C, H_p, W_p, B]."""
+  dy_t = jnp.transpose(dy.astype(xp_t.dtype), (1, 2, 0, 3))
+  c = xp_t.shape[0]
+  if jax.default_backend() == 'cpu' and xp_t.size >= _KERNEL_GRAD_SPLIT_MIN_ELEMENTS and c >= 2:
+    half = c // 2
+    out = jnp.concatenate([_conv(xp_t[:half], dy_t, 1, 'VALID'),
+                           _conv(xp_t[half:], dy_t, 1, 'VALID')], axis=0)
+  else:
+    out = _conv(xp_t, dy_t, 1, 'VALID')
   return jnp.transpose(out, (1, 2, 0, 3)).astype(dtype)
 
 
@@ -184,8 +207,78 @@ def _patch_conv(xp: jax.Array, kernel: jax.Array, strides: int) -> jax.Array:
   return y.reshape(batch, height, width, kernel.shape[-1])
 
 
+def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array, strides: int = 1, padding: int = 0,
+           padding_mode: str = 'zero', dtype: Dtype = jnp.float32) -> jax.Array:
+  """THE convolution of the generators and discriminators: padding, conv, bias, mesh layout.
+
+  Args:
+    x: [B, H, W, C_in].
+    kernel: [k, k, C_in, O] HWIO (float32 parameters; cast to ``dtype`` here).
+    bias: [O].
+    strides: square stride.
+    padding: pixels of padding on every side.
+    padding_mode: 'reflect' (ReflectionPad2d + conv, the generators) or 'zero' (the conv's own
+      zero padding: stride-2 down convs and the discriminators).
+    dtype: activation dtype of the conv operands.
+
+  Returns:
+    [B, H', W', O] float32 (float64 for float64 dtype), pinned to the mesh layout in context.
+  """
+  _check_nhwc(x, 'Conv')
+  if padding_mode not in ('reflect', 'zero'):
+    raise ValueError(f"padding_mode must be 'reflect' or 'zero'; got {padding_mode!r}")
+  k = kernel.shape[0]
+  in_features, features = kernel.shape[2], kernel.shape[3]
+  x = x.astype(dtype)
+  kernel = kernel.astype(dtype)
+  p = padding
+  batch, height, width, _ = x.shape
+  out_pixels = (((height + 2 * p - k) // strides + 1) * ((width + 2 * p - k) // strides + 1))
+  patch_bytes = batch * out_pixels * k * k * in_features * x.dtype.itemsize
+  if ((k == 3 or (k == 4 and strides == 1 and features > 1))
+      and patch_bytes <= _PATCH_CONV_MAX_BYTES):
+    mode = 'reflect' if padding_mode == 'reflect' else 'constant'
+    y = _patch_conv(jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode=mode), kernel, strides)
+  elif padding_mode == 'reflect':
+    if p:
+      x = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode='reflect')
+    if strides == 1 and k == 2 * p + 1:
+      y = _padded_conv(x, kernel, p)
+    else:
+      y = _conv(x, kernel, strides, 'VALID')
+  else:
+    y = _conv(x, kernel, strides, ((p, p), (p, p)))
+  return sharding.constrain(y + bias)
+
+
+class ConvParams(nn.Module):
+  """The ``kernel`` [k, k, C_in, features] and ``bias`` [features] of one conv, without the
+  conv: lets `fused_conv` run several convs of the same input as one while each keeps its
+  own parameters (and checkpoint names).
+
+  Attributes:
+    features: output channels.
+    kernel_size: square kernel side.
+  """
+  features: int
+  kernel_size: int
+
+  @nn.compact
+  def __call__(self, in_features: int) -> tuple[jax.Array, jax.Array]:
+    """Returns (kernel [k, k, in_features, features], bias [features]), float32."""
+    return _declare_conv_params(self, in_features, self.features, self.kernel_size)
+
+
+def _declare_conv_params(module: nn.Module, in_features: int, features: int,
+                         k: int) -> tuple[jax.Array, jax.Array]:
+  """Declares 'kernel' (N(0, 0.02)) and 'bias' (PyTorch's default) in ``module``'s scope."""
+  kernel = module.param('kernel', conv_kernel_init, (k, k, in_features, features))
+  bias = module.param('bias', _bias_init(in_features * k * k), (features,))
+  return kernel, bias
+
+
 class Conv(nn.Module):
-  """2-D convolution with a bias and reflection or zero padding.
+  """2-D convolution with a bias and reflection or zero padding (`conv2d`).
 
   Attributes:
     features: output channels.
@@ -207,33 +300,23 @@ class Conv(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     """[B, H, W, C_in] -> [B, H', W', features], float32 (float64 for float64 dtype)."""
     _check_nhwc(x, 'Conv')
-    in_features = x.shape[-1]
-    k = self.kernel_size
-    kernel = self.param('kernel', conv_kernel_init, (k, k, in_features, self.features))
-    bias = self.param('bias', _bias_init(in_features * k * k), (self.features,))
-    x = x.astype(self.dtype)
-    kernel = kernel.astype(self.dtype)
-    p = self.padding
-    if self.padding_mode not in ('reflect', 'zero'):
-      raise ValueError(f"padding_mode must be 'reflect' or 'zero'; got {self.padding_mode!r}")
-    batch, height, width, _ = x.shape
-    out_pixels = (((height + 2 * p - k) // self.strides + 1)
-                  * ((width + 2 * p - k) // self.strides + 1))
-    patch_bytes = batch * out_pixels * k * k * in_features * x.dtype.itemsize
-    if (k == 3 or (k == 4 and self.strides == 1 and self.features > 1)) and patch_bytes <= _PATCH_CONV_MAX_BYTES:
-      mode = 'reflect' if self.padding_mode == 'reflect' else 'constant'
-      y = _patch_conv(jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode=mode), kernel,
-                      self.strides)
-    elif self.padding_mode == 'reflect':
-      if p:
-        x = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode='reflect')
-      if self.strides == 1 and k == 2 * p + 1:
-        y = _padded_conv(x, kernel, p)
-      else:
-        y = _conv(x, kernel, self.strides, 'VALID')
-    else:
-      y = _conv(x, kernel, self.strides, ((p, p), (p, p)))
-    return sharding.constrain(y + bias)
+    kernel, bias = _declare_conv_params(self, x.shape[-1], self.features, self.kernel_size)
+    return conv2d(x, kernel, bias, self.strides, self.padding, self.padding_mode, self.dtype)
+
+
+def fused_conv(x: jax.Array, params: list[tuple[jax.Array, jax.Array]], padding: int,
+               padding_mode: str, dtype: Dtype) -> list[jax.Array]:
+  """Several stride-1 convs of the same input ``x`` computed as ONE conv over the concatenated
+  output channels, then split: [B, H, W, C_in] -> one [B, H', W', O_i] per (kernel, bias).
+
+  Identical values to separate convs; the input is padded and read once and the kernel
+  gradient is one conv (the flow and weight heads share their 7x7 input: ~50 ms of a 2.3 s
+  generator step on CPU)."""
+  kernel = jnp.concatenate([k for k, _ in params], axis=-1)
+  bias = jnp.concatenate([b for _, b in params])
+  y = conv2d(x, kernel, bias, 1, padding, padding_mode, dtype)
+  splits = np.cumsum([k.shape[-1] for k, _ in params])[:-1]
+  return jnp.split(y, splits, axis=-1)
 
 
 class UpConv(nn.Module):
@@ -262,17 +345,59 @@ class UpConv(nn.Module):
     batch, height, width, in_features = x.shape
     kernel = self.param('kernel', conv_kernel_init, (3, 3, in_features, self.features))
     bias = self.param('bias', _bias_init(self.features * 9), (self.features,))
-    x = x.astype(self.dtype)
-    k = kernel.astype(self.dtype)
-    # Zero padding only after the last row / column ('same'-sized outputs, the fast path).
-    y00 = _stride1_conv(x, k[1:2, 1:2], ((0, 0), (0, 0)))
-    y01 = _stride1_conv(x, jnp.stack([k[1, 2], k[1, 0]])[None], ((0, 0), (0, 1)))
-    y10 = _stride1_conv(x, jnp.stack([k[2, 1], k[0, 1]])[:, None], ((0, 1), (0, 0)))
-    y11 = _stride1_conv(
-        x, jnp.stack([jnp.stack([k[2, 2], k[2, 0]]), jnp.stack([k[0, 2], k[0, 0]])]),
-        ((0, 1), (0, 1)))
-    y = jnp.stack([jnp.stack([y00, y01], axis=3), jnp.stack([y10, y11], axis=3)], axis=2)
-    return sharding.constrain(y.reshape(batch, 2 * height, 2 * width, self.features) + bias)
+    y = _up_conv(x.astype(self.dtype), kernel.astype(self.dtype))
+    return sharding.constrain(y + bias)
+
+
+# Output phase p in {0, 1} along one axis -> the kernel taps it uses, in input order (input
+# row i, then i + 1). Padding after the last row / column gives 'same'-sized outputs.
+_UP_TAPS = ((1,), (2, 0))
+
+
+def _up_phase_kernels(k: jax.Array) -> list[jax.Array]:
+  """[3, 3, C, O] -> the four phase kernels [1 + p, 1 + q, C, O] for (p, q) in row-major order."""
+  return [k[np.array(_UP_TAPS[p])[:, None], np.array(_UP_TAPS[q])[None, :]]
+          for p in (0, 1) for q in (0, 1)]
+
+
+@jax.custom_vjp
+def _up_conv(x: jax.Array, k: jax.Array) -> jax.Array:
+  """The transposed conv of `UpConv` without bias: [B, H, W, C] x [3, 3, C, O] ->
+  [B, 2H, 2W, O] (float32 accumulation). Four phase convs (1x1, 1x2, 2x1, 2x2), interleaved.
+
+  The custom VJP transposes the input ONCE for the four kernel gradients (XLA:CPU's form,
+  `_kernel_grad`) instead of once per phase: the transposes alone took ~17 ms per decoder of the
+  benchmark generator.
+  """
+  batch, height, width, _ = x.shape
+  ys = [_conv(x, kp, 1, ((0, kp.shape[0] - 1), (0, kp.shape[1] - 1)))
+        for kp in _up_phase_kernels(k)]
+  y = jnp.stack(ys, axis=3).reshape(batch, height, width, 2, 2, -1)
+  return jnp.transpose(y, (0, 1, 3, 2, 4, 5)).reshape(batch, 2 * height, 2 * width, -1)
+
+
+def _up_conv_fwd(x, k):
+  return _up_conv(x, k), (x, k)
+
+
+def _up_conv_bwd(residuals, dy):
+  x, k = residuals
+  batch, height, width, _ = x.shape
+  phase_kernels, kernels_vjp = jax.vjp(_up_phase_kernels, k)
+  dy_phases = jnp.transpose(dy.reshape(batch, height, 2, width, 2, -1), (2, 4, 0, 1, 3, 5))
+  dx = None
+  for i, kp in enumerate(phase_kernels):
+    pad = ((0, kp.shape[0] - 1), (0, kp.shape[1] - 1))
+    g = _input_grad(dy_phases[i // 2, i % 2], kp, pad, _acc_dtype(x.dtype))
+    dx = g if dx is None else dx + g
+  x_t = jnp.transpose(jnp.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0))), (3, 1, 2, 0))
+  dks = [_transposed_kernel_grad(x_t[:, :height + kp.shape[0] - 1, :width + kp.shape[1] - 1],
+                                 dy_phases[i // 2, i % 2], k.dtype)
+         for i, kp in enumerate(phase_kernels)]
+  return dx.astype(x.dtype), kernels_vjp(dks)[0]
+
+
+_up_conv.defvjp(_up_conv_fwd, _up_conv_bwd)
 
 
 class Norm(nn.Module):
