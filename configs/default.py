@@ -82,7 +82,7 @@ def get_config() -> ml_collections.ConfigDict:
   d.num_D = 2  # spatial scales of every multi-scale D (orig: --num_D).
   d.n_frames_D = 3  # frames per temporal-D window (orig: --n_frames_D).
   d.n_scales_temporal = 2  # temporal Ds with strides n_frames_D**s (orig: --n_scales_temporal).
-  d.sparse_D = False  # non-overlapping temporal windows (orig: --sparse_D).
+  d.sparse_D = False  # D_T windows on frames aligned to multiples of tD**s (orig: --sparse_D).
   d.add_face_disc = False  # extra D on a face crop, pose only (orig: --add_face_disc).
 
   # ---------------------------------------------------------------- losses
