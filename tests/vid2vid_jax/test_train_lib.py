@@ -35,9 +35,8 @@ def _chunk(seed, t=TG - 1 + N):
               conf_gt=(rng.uniform(size=(B, t, H, W, 1)) > 0.3).astype(np.float32))
 
 
-@pytest.fixture(scope='module')
-def setup():
-  config = tiny_config()
+def _two_steps(config):
+  """Builds the models and a jitted step of ``config`` and runs chunks 1 and 2 of one clip."""
   models = train_lib.build_models(config)
   schedule = train_lib.schedule_from_config(config)
   state = train_lib.create_train_state(models, schedule, jax.random.PRNGKey(0), B, H, W)
@@ -52,6 +51,11 @@ def setup():
   state2, seq2, out2 = step(state1, seq1, _chunk(2), rates, frozen)
   return dict(models=models, step=step, rates=rates, frozen=frozen, states=(state, state1, state2),
               seqs=(seq, seq1, seq2), outs=(out1, out2))
+
+
+@pytest.fixture(scope='module')
+def setup():
+  return _two_steps(tiny_config())
 
 
 def _changed(a, b):
@@ -308,19 +312,11 @@ def test_sparse_windows_follow_the_original_buffers(n_frames_D, n_scales_tempora
 def test_sparse_d_training_steps():
   config = tiny_config()
   config.model.discriminator.sparse_D = True
-  models = train_lib.build_models(config)
-  assert models.sparse_D
-  schedule = train_lib.schedule_from_config(config)
-  state0 = train_lib.create_train_state(models, schedule, jax.random.PRNGKey(0), B, H, W)
-  txs = train_lib.make_optimizers(schedule, state0.params)
-  step = jax.jit(functools.partial(
-      train_lib.train_step, models, losses_lib.loss_weights_from_config(config),
-      train_lib.step_options(config, schedule, 0), txs))
-  rates = {k: jnp.float32(v) for k, v in schedule.learning_rates(0).items()}
-  frozen = {'vgg': None, 'flownet': None}
-  seq = train_lib.empty_sequence_state(models, B, H, W)
-  state1, seq1, out1 = step(state0, seq, _chunk(1), rates, frozen)
-  state2, seq2, out2 = step(state1, seq1, _chunk(2), rates, frozen)
+  run = _two_steps(config)
+  assert run['models'].sparse_D
+  state0, state1, state2 = run['states']
+  out1, out2 = run['outs']
+  seq1, seq2 = run['seqs'][1:]
   # tD = 2, 2 frames per chunk: chunk 1 has the scale-0 window (0, 1) and no scale-1 window
   # (frame 0 only); chunk 2 has (2, 3) and the scale-1 window (0, 2).
   assert float(out1['scalars']['finite']) == 1.0 and float(out2['scalars']['finite']) == 1.0
