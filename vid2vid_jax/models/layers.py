@@ -126,27 +126,6 @@ def _input_grad(dy: jax.Array, kernel: jax.Array, padding: tuple[tuple[int, int]
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _stride1_conv(x: jax.Array, kernel: jax.Array,
-                  padding: tuple[tuple[int, int], ...]) -> jax.Array:
-  """Stride-1 conv with zero ``padding`` ((top, bottom), (left, right)) whose gradients are
-  the canonical convs of `_kernel_grad` / `_input_grad`: [B, H, W, C] -> [B, H', W', O]."""
-  return _conv(x, kernel, 1, padding)
-
-
-def _stride1_conv_fwd(x, kernel, padding):
-  return _stride1_conv(x, kernel, padding), (x, kernel)
-
-
-def _stride1_conv_bwd(padding, residuals, dy):
-  x, kernel = residuals
-  xp = jnp.pad(x, ((0, 0),) + tuple(padding) + ((0, 0),))
-  return _input_grad(dy, kernel, padding, x.dtype), _kernel_grad(xp, dy, kernel.dtype)
-
-
-_stride1_conv.defvjp(_stride1_conv_fwd, _stride1_conv_bwd)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _padded_conv(xp: jax.Array, kernel: jax.Array, p: int) -> jax.Array:
   """VALID stride-1 conv of ``xp`` (already padded by p = (k-1)/2): [B, H+2p, W+2p, C] ->
   [B, H, W, O].
