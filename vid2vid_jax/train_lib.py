@@ -288,8 +288,8 @@ class SequenceState:
   prev_frames: per generator scale [B, n_frames_G - 1, h, w, 3], the scale's newest outputs.
   last_fake: [B, H, W, 3] the newest generated finest frame (for G_Warp of the next chunk).
   hist_real, hist_fake: [B, L, H, W, 3] newest real / generated frames for the temporal Ds,
-  hist_flow: [B, L, H, W, 2] their reference flows (to the frame before), hist_count: valid
-  entries (the newest ones), L = n_frames_D**(S-1) * (n_frames_D-1).
+  hist_flow: [B, L, H, W, 2] their reference flows (to the frame before),
+  L = n_frames_D**(S-1) * (n_frames_D-1); the newest `hist_count` entries are valid.
   first_chunk: scalar bool, True before the clip's first chunk.
   frames_done: scalar int32, frames generated in this clip before this chunk (sparse_D windows
   are aligned to it).
@@ -299,9 +299,13 @@ class SequenceState:
   hist_real: Array
   hist_fake: Array
   hist_flow: Array
-  hist_count: Array
   first_chunk: Array
   frames_done: Array
+
+  @property
+  def hist_count(self) -> Array:
+    """Valid (real, generated) history entries: min(frames_done, L)."""
+    return jnp.minimum(self.frames_done, self.hist_real.shape[1])
 
 
 def history_length(models: Models) -> int:
@@ -320,7 +324,6 @@ def empty_sequence_state(models: Models, batch: int, height: int, width: int) ->
       hist_real=jnp.zeros((batch, hist, height, width, 3)),
       hist_fake=jnp.zeros((batch, hist, height, width, 3)),
       hist_flow=jnp.zeros((batch, hist, height, width, 2)),
-      hist_count=jnp.zeros((), jnp.int32),
       first_chunk=jnp.ones((), jnp.bool_),
       frames_done=jnp.zeros((), jnp.int32))
 
@@ -630,8 +633,8 @@ def train_step(models: Models, losses: losses_lib.LossWeights, options: StepOpti
 
   seq_real = jnp.concatenate([seq.hist_real, real], axis=1)
   seq_flow = jnp.concatenate([seq.hist_flow, flow_ref], axis=1)
-  valid_frames = jnp.where(first, 0, seq.hist_count) + n_new
   frames_done = jnp.where(first, 0, seq.frames_done)
+  valid_frames = jnp.minimum(frames_done, history_length(models)) + n_new
   hist_fake = seq.hist_fake
 
   def temporal_terms(d_t_params, fake_all, detach_fake):
@@ -751,7 +754,6 @@ def train_step(models: Models, losses: losses_lib.LossWeights, options: StepOpti
       hist_real=seq_real[:, seq_real.shape[1] - hist:],
       hist_fake=fake_all[:, fake_all.shape[1] - hist:],
       hist_flow=seq_flow[:, seq_flow.shape[1] - hist:],
-      hist_count=jnp.minimum(valid_frames, hist).astype(jnp.int32),
       first_chunk=jnp.zeros((), jnp.bool_),
       frames_done=(frames_done + n_new).astype(jnp.int32))
   metrics = {**g_terms, **d_terms, 'g/total': g_total,
