@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vid2vid_jax.models import generator as generator_lib
+from vid2vid_jax.models import layers
 
 _HEIGHT = flags.DEFINE_integer('height', 128, 'Frame height.')
 _WIDTH = flags.DEFINE_integer('width', 256, 'Frame width.')
@@ -33,11 +34,15 @@ _DTYPE = flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16'], 'Activat
 _BATCH = flags.DEFINE_integer('batch', 1, 'Batch size.')
 _RUNS = flags.DEFINE_integer('runs', 10, 'Timed runs.')
 _WARMUP = flags.DEFINE_integer('warmup', 2, 'Untimed runs after compilation.')
+_CONV_FORMS = flags.DEFINE_enum('conv_forms', 'tuned', list(layers.CONV_FORMS),
+                                'Conv formulation (layers.set_conv_forms).')
 
 
 def main(argv: Sequence[str]) -> None:
   del argv
   h, w, t = _HEIGHT.value, _WIDTH.value, _N_FRAMES_G.value
+  layers.set_conv_forms(_CONV_FORMS.value)
+  print(f'device: {jax.devices()[0].device_kind}, conv forms: {_CONV_FORMS.value}')
   model = generator_lib.MultiScaleGenerator(
       n_scales=1, ngf=_NGF.value, n_downsample=_N_DOWNSAMPLE.value, n_blocks=_N_BLOCKS.value,
       norm=_NORM.value, dtype=jnp.bfloat16 if _DTYPE.value == 'bfloat16' else jnp.float32)

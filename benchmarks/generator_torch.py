@@ -5,7 +5,8 @@ architecture on this machine: one forward + backward of CompositeGenerator (batc
 norms, loss = mean(final image) + mean(|flow|)), with torch.set_num_threads(--threads).
 
 Usage: python benchmarks/generator_torch.py --height 128 --width 256 --ngf 64 --label_nc 35 \
-         --n_frames_G 3 [--n_blocks 9 --n_downsample_G 3 --norm batch --threads 2]
+         --n_frames_G 3 [--n_blocks 9 --n_downsample_G 3 --norm batch --threads 2
+         --device cpu|cuda --dtype float32|bfloat16]
 Needs torch (a test-only dependency). Last line:
 ``torch generator fwd+bwd WxH ngf=N: median X ms, params P M``.
 """
@@ -75,8 +76,8 @@ class Composite(nn.Module):
     flow = self.head_flow(flow_feat) * 20
     w = torch.sigmoid(self.head_w(flow_feat))
     b, _, h, wd = flow.shape
-    gx = torch.linspace(-1, 1, wd).view(1, 1, wd).expand(b, h, wd)
-    gy = torch.linspace(-1, 1, h).view(1, h, 1).expand(b, h, wd)
+    gx = torch.linspace(-1, 1, wd, device=flow.device).view(1, 1, wd).expand(b, h, wd)
+    gy = torch.linspace(-1, 1, h, device=flow.device).view(1, h, 1).expand(b, h, wd)
     grid = torch.stack([gx + flow[:, 0] / ((wd - 1) / 2), gy + flow[:, 1] / ((h - 1) / 2)], -1)
     warped = F.grid_sample(prev[:, -3:], grid, padding_mode='border', align_corners=True)
     return w * raw + (1 - w) * warped, flow
@@ -89,22 +90,32 @@ def main():
                         ('threads', 2), ('runs', 5), ('warmup', 1)):
     p.add_argument(f'--{name}', type=int, default=default)
   p.add_argument('--norm', default='batch')
+  p.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
+  p.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16'),
+                 help='bfloat16: autocast (the mixed precision PyTorch offers)')
   args = p.parse_args()
   torch.set_num_threads(args.threads)
+  device = torch.device(args.device)
+  torch.backends.cudnn.benchmark = True  # as the original's train.py
   t, h, w = args.n_frames_G, args.height, args.width
   model = Composite((args.label_nc + 1) * t, 3 * (t - 1), args.ngf, args.n_downsample_G,
                     args.n_blocks, args.norm)
-  model.train()
+  model.train().to(device)
   labels = torch.randint(0, args.label_nc, (1, t, h, w))
   cond = torch.cat([F.one_hot(labels, args.label_nc).permute(0, 1, 4, 2, 3).float(),
                     (torch.rand(1, t, 1, h, w) < 0.05).float()], 2).view(1, -1, h, w)
   prev = torch.rand(1, 3 * (t - 1), h, w) * 2 - 1
+  cond, prev = cond.to(device), prev.to(device)
+  sync = torch.cuda.synchronize if device.type == 'cuda' else lambda: None
   n_params = sum(x.numel() for x in model.parameters())
 
   def step():
     model.zero_grad(set_to_none=True)
-    fake, flow = model(cond, prev)
-    (fake.mean() + flow.abs().mean()).backward()
+    with torch.autocast(device.type, torch.bfloat16, enabled=args.dtype == 'bfloat16'):
+      fake, flow = model(cond, prev)
+      loss = fake.float().mean() + flow.float().abs().mean()
+    loss.backward()
+    sync()
 
   for _ in range(args.warmup):
     step()

@@ -37,6 +37,29 @@ from vid2vid_jax import sharding
 Dtype = Any
 NORMS = ('batch', 'instance')
 _DIMENSION_NUMBERS = ('NHWC', 'HWIO', 'NHWC')
+CONV_FORMS = ('tuned', 'plain')
+_conv_forms = 'tuned'
+
+
+def set_conv_forms(forms: str) -> None:
+  """Chooses how convolutions are formulated in functions traced from now on.
+
+  'tuned' (default): im2col GEMMs for small 3x3 convs, same convs with custom VJPs for large
+  kernels, explicit kernel gradients and phase-split transposed convs (tuned on XLA:CPU, and
+  also the faster forms on an H100: the benchmark generator's fwd+bwd at 1024x512 took 55 ms
+  against 129 ms, benchmarks/RESULTS.md); 'plain': one ``lax.conv_general_dilated`` per conv
+  with autodiff gradients, kept to measure that comparison. Values are identical up to float
+  rounding.
+  """
+  global _conv_forms
+  if forms not in CONV_FORMS:
+    raise ValueError(f'conv forms must be one of {CONV_FORMS}; got {forms!r}')
+  _conv_forms = forms
+
+
+def _tuned_forms() -> bool:
+  """Whether convs traced now use the tuned forms (`set_conv_forms`)."""
+  return _conv_forms == 'tuned'
 
 
 def conv_kernel_init(key: jax.Array, shape: tuple[int, ...], dtype: Dtype = jnp.float32):
@@ -214,8 +237,13 @@ def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array, strides: int = 1, p
   batch, height, width, _ = x.shape
   out_pixels = (((height + 2 * p - k) // strides + 1) * ((width + 2 * p - k) // strides + 1))
   patch_bytes = batch * out_pixels * k * k * in_features * x.dtype.itemsize
-  if ((k == 3 or (k == 4 and strides == 1 and features > 1))
-      and patch_bytes <= _PATCH_CONV_MAX_BYTES):
+  if not _tuned_forms():
+    if padding_mode == 'reflect' and p:
+      x = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode='reflect')
+      p = 0
+    y = _conv(x, kernel, strides, ((p, p), (p, p)))
+  elif ((k == 3 or (k == 4 and strides == 1 and features > 1))
+        and patch_bytes <= _PATCH_CONV_MAX_BYTES):
     mode = 'reflect' if padding_mode == 'reflect' else 'constant'
     y = _patch_conv(jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode=mode), kernel, strides)
   elif padding_mode == 'reflect':
@@ -324,7 +352,15 @@ class UpConv(nn.Module):
     batch, height, width, in_features = x.shape
     kernel = self.param('kernel', conv_kernel_init, (3, 3, in_features, self.features))
     bias = self.param('bias', _bias_init(self.features * 9), (self.features,))
-    y = _up_conv(x.astype(self.dtype), kernel.astype(self.dtype))
+    x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+    if _tuned_forms():
+      y = _up_conv(x, kernel)
+    else:
+      # The transposed conv as a conv of the 2x zero-dilated input with the flipped kernel,
+      # padded (k - 1 - padding, k - 1 - padding + output_padding) = (1, 2).
+      y = jax.lax.conv_general_dilated(
+          x, kernel[::-1, ::-1], (1, 1), ((1, 2), (1, 2)), lhs_dilation=(2, 2),
+          dimension_numbers=_DIMENSION_NUMBERS, preferred_element_type=_acc_dtype(x.dtype))
     return sharding.constrain(y + bias)
 
 

@@ -175,3 +175,29 @@ def test_split_kernel_gradient_matches_autodiff(monkeypatch, module):
   hlo_unsplit = jax.jit(jax.grad(lambda p: jnp.sum(module.apply({'params': p}, x) * cot))).lower(
       variables['params']).as_text()
   assert n_convs > hlo_unsplit.count('stablehlo.convolution')
+
+
+@pytest.mark.parametrize('module', [
+    layers.Conv(4, 3, padding=1, padding_mode='reflect'),
+    layers.Conv(4, 7, padding=3, padding_mode='reflect'),
+    layers.Conv(4, 3, strides=2, padding=1),
+    layers.Conv(4, 4, padding=2),
+    layers.UpConv(4)], ids=['conv3_reflect', 'conv7_reflect', 'conv3_s2', 'conv4_zero', 'upconv'])
+def test_tuned_and_plain_conv_forms_agree(monkeypatch, module):
+  """The tuned conv forms (the default) and one plain conv per layer are the same function:
+  outputs, input gradients and parameter gradients."""
+  rng = np.random.default_rng(5)
+  x = jnp.asarray(rng.normal(size=(2, 8, 10, 5)).astype(np.float32))
+  variables = module.init(jax.random.key(3), x)
+  cot = jnp.asarray(rng.normal(size=module.apply(variables, x).shape).astype(np.float32))
+  results = {}
+  for forms in ('tuned', 'plain'):
+    monkeypatch.setattr(layers, '_conv_forms', forms)
+    loss = lambda p, v: jnp.sum(module.apply({'params': p}, v) * cot)
+    results[forms] = (module.apply(variables, x),
+                      *jax.jit(jax.grad(loss, argnums=(0, 1)))(variables['params'], x))
+  for tuned, plain in zip(jax.tree_util.tree_leaves(results['tuned']),
+                        jax.tree_util.tree_leaves(results['plain'])):
+    np.testing.assert_allclose(tuned, plain, rtol=1e-4, atol=1e-4)
+  with pytest.raises(ValueError, match='conv forms'):
+    layers.set_conv_forms('cudnn')
