@@ -142,18 +142,23 @@ def get_config() -> ml_collections.ConfigDict:
   first.mode = 'real'  # real (orig default / --use_real_img) | single_g (--use_single_G) |
   #   generate (--no_first_img).
   first.checkpoint = ''  # single-image generator checkpoint for mode 'single_g'.
-  first.net = 'global'  # global | local (pix2pixHD single-image G).
+  first.net = 'global'  # global | local | global_with_features | local_with_features
+  #   (pix2pixHD single-image G; the *_with_features nets also take a feature map from the
+  #   instance-wise encoder, the original's face model: global_with_features, feat_num 16,
+  #   nef 16, n_downsample_E 4, spec 1.6).
   first.ngf = 64  # its width (the original's label2city_single uses 64; local uses 32).
   first.n_downsample = 3  # its stride-2 convs (orig: --n_downsample_G of that model).
   first.n_blocks = 9  # its residual blocks.
   first.n_local_enhancers = 1  # local enhancers of the 'local' net (orig: --n_local_enhancers).
   first.n_blocks_local = 3  # residual blocks per local enhancer (orig: --n_blocks_local).
   first.label_feat = False  # pix2pixHD feature-encoder options (orig: --label_feat).
-  first.feat_num = 3  # (orig: --feat_num)
-  first.nef = 32  # (orig: --nef)
+  first.feat_num = 3  # feature channels of the *_with_features nets (orig: --feat_num).
+  first.nef = 32  # the feature encoder's width (orig: --nef).
   first.load_features = False  # (orig: --load_features)
   first.netE = 'simple'  # (orig: --netE)
-  first.n_downsample_E = 3  # (orig: --n_downsample_E)
+  first.n_downsample_E = 3  # the feature encoder's stride-2 convs (orig: --n_downsample_E).
+  first.num_instance_ids = 7  # instance ids the feature encoder pools over: [0, this) (face
+  #   part labels 0..6).
 
   # ---------------------------------------------------------------- sharding
   sharding = config.sharding = ml_collections.ConfigDict()

@@ -21,6 +21,7 @@ RESIZE_OR_CROP = (
 NORMS = ('batch', 'instance')
 GAN_MODES = ('ls', 'original', 'vanilla', 'hinge')
 FIRST_FRAME_MODES = ('real', 'single_g', 'generate')
+FIRST_FRAME_NETS = ('global', 'local', 'global_with_features', 'local_with_features')
 FLOW_SOURCES = ('flownet2', 'dataset', 'none')
 DTYPES = ('float32', 'bfloat16')
 # Cityscapes has 35 labelIds (0..33 used, plus -1 for the license plate); 19 trainIds.
@@ -203,8 +204,16 @@ def config_errors(config: ml_collections.ConfigDict, num_devices: int | None = N
                       ('eval.first_frame_mode', config.eval.first_frame_mode or 'real')):
     _check(mode in FIRST_FRAME_MODES, field,
            f'must be one of {FIRST_FRAME_MODES}, got {mode!r}', errors)
-  _check(config.first_frame.net in ('global', 'local'), 'first_frame.net',
-         f'must be "global" or "local", got {config.first_frame.net!r}', errors)
+  first = config.first_frame
+  _check(first.net in FIRST_FRAME_NETS, 'first_frame.net',
+         f'must be one of {FIRST_FRAME_NETS}, got {first.net!r}', errors)
+  if first.net.endswith('_with_features'):
+    _check(train.target != 'first_frame', 'first_frame.net',
+           f'{first.net!r} can be imported and run, not trained (the original only loads it): '
+           'train a "global" or "local" first-frame net', errors)
+    for field in ('feat_num', 'nef', 'n_downsample_E', 'num_instance_ids'):
+      _check(first[field] >= 1, f'first_frame.{field}', f'must be >= 1, got {first[field]}',
+             errors)
 
   # Sharding.
   sh = config.sharding

@@ -3,7 +3,10 @@
 An original checkpoint folder holds ``opt.txt`` and ``{epoch}_net_G{s}.pth`` (one per spatial
 scale, s = 0 the coarsest), optionally ``{epoch}_net_D.pth``, ``{epoch}_net_D_f.pth`` (face D)
 and ``{epoch}_net_D_T{s}.pth`` (temporal Ds); a first-frame (pix2pixHD) folder holds
-``{epoch}_net_G.pth`` with netG 'global' or 'local'.
+``{epoch}_net_G.pth`` with netG 'global' or 'local', or with netG 'global_with_features' /
+'local_with_features' (the original's face model, edge2face_single) also ``{epoch}_net_E.pth``
+(the instance-wise feature encoder) and ``features.npy`` (the training images' per-instance
+features that test-time features are drawn from; read without unpickling code, `read_features`).
 
 The mapping is strict: an unexpected key, a missing key or a shape mismatch raises ValueError
 naming the key; so does an option we cannot reproduce. Norm buffers (running_mean, running_var,
@@ -11,16 +14,19 @@ num_batches_tracked) are accepted and dropped: the original always normalises wi
 input's statistics, so they never affect its outputs (spec 8.1).
 
 Returned variables: ``{'generator': {'params': ...}, 'discriminator': ..., 'face_discriminator':
-..., 'temporal_discriminator_{s}': ..., 'first_frame_generator': ...}`` (present networks only).
+..., 'temporal_discriminator_{s}': ..., 'first_frame_generator': ..., 'first_frame_encoder': ...,
+'first_frame_features': {'<id>': [N_id, feat_num + 1]}}`` (present networks only).
 Layout: NHWC activations, HWIO conv kernels; transposed convs store ``[kH, kW, C_in, C_out]``
 (``layers.UpConv``).
 """
 
 import ast
+import importlib
 from collections.abc import Mapping, Sequence
 import math
 import os
 import pathlib
+import pickle
 import re
 from typing import Any
 
@@ -95,7 +101,7 @@ _OPTION_FIELDS = (
 _SPECIAL_OPTIONS = frozenset({
     'netG', 'fg_labels', 'dataset_mode', 'no_flip', 'serial_batches', 'max_dataset_size',
     'no_vgg', 'no_ganFeat', 'no_first_img', 'use_single_G'})
-SINGLE_IMAGE_NETS = ('global', 'local')
+SINGLE_IMAGE_NETS = ('global', 'local', 'global_with_features', 'local_with_features')
 
 
 def _parse_value(text: str) -> Any:
@@ -190,7 +196,8 @@ def config_from_options(options: Mapping[str, Any]) -> ml_collections.ConfigDict
       raise ValueError('options label_feat / load_features (pix2pixHD feature encoder) are not '
                        'supported')
   elif net != 'composite':
-    raise ValueError(f"option netG={net!r} is not supported (composite, global or local)")
+    raise ValueError(f"option netG={net!r} is not supported (composite, global, local, "
+                     "global_with_features or local_with_features)")
   mode = get('dataset_mode', 'temporal', str)
   if mode in ('temporal', 'test'):
     data.layout = 'street' if data.label_nc > 0 else 'video'
@@ -419,24 +426,128 @@ def first_frame_variables(state_dict: StateDict, config: ml_collections.ConfigDi
   f = config.first_frame
   kind = config.model.generator.norm
   model = builders.first_frame_generator_from_config(config)
-  levels = f.n_local_enhancers if f.net == 'local' else 0
+  levels = f.n_local_enhancers if f.net.startswith('local') else 0
   side = 4 * 2 ** (f.n_downsample + levels)
-  expected = _abstract_params(model, jax.ShapeDtypeStruct(
-      (1, side, side, builders.cond_channels(config)), jnp.float32))
+  with_features = f.net.endswith('_with_features')
+  # The input is a conditioning frame with or without its instance-edge channel: the original's
+  # own first-frame models take the label maps only (spec 4.7), others may take the edges too.
+  # The checkpoint's stem says which.
+  cond = builders.cond_channels(config)
+  channels = cond
+  stem_key = 'model_downsample.1.weight' if with_features else 'model.1.weight'
+  state_dict = _strip_module_prefix(state_dict)
+  if stem_key in state_dict and np.ndim(state_dict[stem_key]) == 4:
+    channels = int(np.shape(state_dict[stem_key])[1]) - (f.feat_num if with_features else 0)
+    allowed = {cond, cond - 1} if config.data.label_nc > 0 and config.data.use_instance else {cond}
+    if channels not in allowed:
+      extra = f' besides feat_num={f.feat_num} feature channels' if with_features else ''
+      raise ValueError(f'net_G ({f.net}): key {stem_key!r} takes {channels} input channels'
+                       f'{extra}; the options give {" or ".join(map(str, sorted(allowed)))} (check '
+                       f'feat_num, input_nc, label_nc, use_instance)')
+  inputs = [jax.ShapeDtypeStruct((1, side, side, channels), jnp.float32)]
+  if with_features:
+    inputs.append(jax.ShapeDtypeStruct((1, side, side, f.feat_num), jnp.float32))
+  expected = _abstract_params(model, *inputs)
   km = _KeyMap()
   nd, nb = f.n_downsample, f.n_blocks
-  root = ('global_generator',) if f.net == 'local' else ()
-  km.down_path('model', root + ('encoder',), nd, nb, kind)
-  km.up_path('model', 0, 'model', 4 + 3 * nd + nb, root + ('decoder',), 0, nd, kind)
-  if f.net == 'global':
-    km.conv(f'model.{4 + 6 * nd + nb + 1}', ('head',))
-  else:
+  local = f.net.startswith('local')
+  root = ('global_generator',) if local else ()
+  if f.net.endswith('_with_features'):
+    # Global_with_z: model_downsample (stem + downs), model_resnet, model_upsample, and
+    # model_upsample_conv (global) / model_final (local) for the head.
+    km.down_path('model_downsample', root + ('encoder',), nd, 0, kind)
+    for j in range(nb):
+      km.resblock(f'model_resnet.{j}', root + (f'res{j}',), kind)
+    km.up_path('model_upsample', 0, 'model_upsample', 0, root + ('decoder',), 0, nd, kind)
+    head_key = 'model_final.1' if local else 'model_upsample_conv.1'
+  else:  # one Sequential `model` (the local net: without its last ReflPad, Conv, Tanh)
+    km.down_path('model', root + ('encoder',), nd, nb, kind)
+    km.up_path('model', 0, 'model', 4 + 3 * nd + nb, root + ('decoder',), 0, nd, kind)
+    head_key = (f'model{f.n_local_enhancers}_2.{f.n_blocks_local + 4}' if local
+                else f'model.{4 + 6 * nd + nb + 1}')
+  if local:
     nbl = f.n_blocks_local
     for n in range(1, f.n_local_enhancers + 1):
       km.down_path(f'model{n}_1', (f'enhancer{n}_encoder',), 1, 0, kind)
       km.up_path(f'model{n}_2', 0, f'model{n}_2', nbl, (f'enhancer{n}_decoder',), nbl, 1, kind)
-    km.conv(f'model{f.n_local_enhancers}_2.{nbl + 4}', ('head',))
+  km.conv(head_key, ('head',))
   return _apply_keymap(state_dict, km, expected, f'net_G ({f.net})')
+
+
+def feature_encoder_variables(state_dict: StateDict, config: ml_collections.ConfigDict) -> dict:
+  """Variables of ``builders.feature_encoder_from_config(config)`` from the original's
+  ``net_E.pth`` (Encoder: one Sequential ``model`` = stem, downs, transposed convs, head)."""
+  f = config.first_frame
+  kind = config.model.generator.norm
+  model = builders.feature_encoder_from_config(config)
+  side = 4 * 2 ** f.n_downsample_E
+  expected = _abstract_params(
+      model, jax.ShapeDtypeStruct((1, side, side, config.data.output_nc), jnp.float32),
+      jax.ShapeDtypeStruct((1, side, side), jnp.int32))
+  km = _KeyMap()
+  nd = f.n_downsample_E
+  km.down_path('model', ('encoder',), nd, 0, kind)
+  km.up_path('model', 0, 'model', 4 + 3 * nd, ('decoder',), 0, nd, kind)
+  km.conv(f'model.{4 + 6 * nd + 1}', ('head',))
+  return _apply_keymap(state_dict, km, expected, 'net_E (feature encoder)')
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+  """Unpickles numpy arrays, dicts, lists and numbers only: any other global is refused, so a
+  crafted file cannot run code."""
+
+  _ALLOWED = {('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
+              ('numpy', 'ndarray'), ('numpy', 'dtype'), ('numpy.core.multiarray', 'scalar'),
+              ('numpy._core.multiarray', 'scalar')}
+
+  def find_class(self, module: str, name: str) -> Any:
+    if (module, name) not in self._ALLOWED:
+      raise pickle.UnpicklingError(f'refusing to unpickle {module}.{name}')
+    return getattr(importlib.import_module(module), name)
+
+
+def read_features(path: PathLike) -> dict[int, np.ndarray]:
+  """The original's ``features.npy`` (a pickled dict id -> [N_id, feat_num + 1] array, saved by
+  Python 2 numpy as a 0-d object array) -> {id: float32 array}, without running pickled code.
+  ``.npz`` files with keys '<id>' are read as well."""
+  path = pathlib.Path(path)
+  if path.suffix == '.npz':
+    with np.load(path, allow_pickle=False) as npz:
+      return {int(k): np.asarray(npz[k], np.float32) for k in npz.files}
+  with open(path, 'rb') as f:
+    try:
+      version = np.lib.format.read_magic(f)
+      read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                     (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+      if read_header is None:
+        raise ValueError(f'unsupported .npy version {version}')
+      shape, _, dtype = read_header(f, max_header_size=2**20)
+    except ValueError as e:
+      raise ValueError(f'{path}: not a .npy file ({e})') from e
+    if dtype.hasobject:
+      if shape != ():
+        raise ValueError(f'{path}: expected a pickled dict (0-d object array); got shape {shape}')
+      try:
+        value = _ArrayUnpickler(f, encoding='latin1').load()
+      except (pickle.UnpicklingError, EOFError, AttributeError, TypeError) as e:
+        raise ValueError(f'{path}: cannot read the stored features safely ({e})') from e
+      if isinstance(value, np.ndarray) and value.dtype == object and value.shape == ():
+        value = value.item()
+      elif isinstance(value, np.ndarray) and value.dtype == object and value.shape == (1,):
+        value = value[0]
+    else:
+      raise ValueError(f'{path}: expected a dict of per-instance features; got a {dtype} array')
+  if not isinstance(value, dict) or not value:
+    raise ValueError(f'{path}: expected a dict id -> [N, feat_num + 1] array; got '
+                     f'{type(value).__name__}')
+  out = {}
+  for key, table in value.items():
+    table = np.asarray(table, np.float32)
+    if table.ndim != 2:
+      raise ValueError(f'{path}: features of id {key} must be [N, feat_num + 1]; got '
+                       f'{table.shape}')
+    out[int(key)] = table
+  return out
 
 
 def discriminator_variables(state_dict: StateDict, *, input_nc: int, ndf: int, n_layers: int,
@@ -486,29 +597,34 @@ def read_state_dict(path: PathLike) -> dict[str, np.ndarray]:
   return {k: np.asarray(v) for k, v in pth.load_state_dict(path).items()}
 
 
-def import_state_dicts(state_dicts: Mapping[str, StateDict], options: Mapping[str, Any]
+def import_state_dicts(state_dicts: Mapping[str, StateDict], options: Mapping[str, Any],
+                       features: Mapping[int, np.ndarray] | None = None
                        ) -> tuple[ml_collections.ConfigDict, dict]:
   """Config and variables from in-memory state_dicts plus the run's options.
 
   Args:
     state_dicts: by the original's file tag: 'G0', 'G1', ... (sequential generator, all scales
-      required), 'G' (single-image generator, netG global/local), and optionally 'D', 'D_f',
+      required), 'G' (single-image generator, netG global/local/*_with_features), 'E' (the
+      feature encoder of a *_with_features G, required there), and optionally 'D', 'D_f',
       'D_T0', 'D_T1', ...
     options: original option name -> value (``read_opt_txt`` or typed values).
+    features: for a *_with_features G, the stored per-instance training features
+      (`read_features`), kept as variables['first_frame_features'].
 
   Returns:
     (config, variables) as described in the module docstring.
   """
   config = config_from_options(options)
-  unknown = [t for t in state_dicts if not re.fullmatch(r'G\d*|D|D_f|D_T\d+', t)]
+  unknown = [t for t in state_dicts if not re.fullmatch(r'G\d*|E|D|D_f|D_T\d+', t)]
   if unknown:
-    raise ValueError(f'unknown network tag(s) {unknown}; expected G0.., G, D, D_f, D_T0..')
+    raise ValueError(f'unknown network tag(s) {unknown}; expected G0.., G, E, D, D_f, D_T0..')
   variables = {}
   net = config.first_frame.net if str(options.get('netG', 'composite')) in SINGLE_IMAGE_NETS \
       else 'composite'
   if net == 'composite':
     if 'G' in state_dicts:
-      raise ValueError("a 'G' state_dict needs option netG global or local")
+      raise ValueError("a 'G' state_dict needs option netG global, local, global_with_features "
+                     'or local_with_features')
     n = config.model.generator.n_scales_spatial
     extra = [t for t in state_dicts if re.fullmatch(r'G\d+', t) and int(t[1:]) >= n]
     if extra:
@@ -522,6 +638,25 @@ def import_state_dicts(state_dicts: Mapping[str, StateDict], options: Mapping[st
     if 'G' not in state_dicts:
       raise ValueError(f"option netG={net!r} needs a 'G' state_dict (net_G.pth)")
     variables['first_frame_generator'] = first_frame_variables(state_dicts['G'], config)
+    if net.endswith('_with_features'):
+      if 'E' not in state_dicts:
+        raise ValueError(f"option netG={net!r} needs the feature encoder's 'E' state_dict "
+                         '(net_E.pth)')
+      variables['first_frame_encoder'] = feature_encoder_variables(state_dicts['E'], config)
+  if features is not None:
+    if not net.endswith('_with_features'):
+      raise ValueError(f'stored features (features.npy) need option netG global_with_features '
+                       f'or local_with_features; got {net!r}')
+    feat_num = config.first_frame.feat_num
+    for key, table in features.items():
+      if np.ndim(table) != 2 or np.shape(table)[1] != feat_num + 1:
+        raise ValueError(f'stored features of id {key}: expected [N, feat_num + 1 = '
+                         f'{feat_num + 1}]; got {np.shape(table)}')
+    variables['first_frame_features'] = {str(int(k)): np.asarray(v, np.float32)
+                                         for k, v in features.items()}
+  if 'E' in state_dicts and not net.endswith('_with_features'):
+    raise ValueError(f"an 'E' state_dict (feature encoder) needs option netG "
+                     f"global_with_features or local_with_features; got {net!r}")
   d = config.model.discriminator
   channels = builders.discriminator_input_channels(config)
   common = dict(ndf=d.ndf, n_layers=d.n_layers_D, norm=config.model.generator.norm,
@@ -547,8 +682,9 @@ def import_checkpoint_dir(ckpt_dir: PathLike, which_epoch: str = 'latest'
                           ) -> tuple[ml_collections.ConfigDict, dict]:
   """Reads an original checkpoint folder (opt.txt + ``{which_epoch}_net_*.pth``).
 
-  Every ``{which_epoch}_net_{tag}.pth`` of the folder is imported (G0.. or G, D, D_f, D_T{s});
-  a file we do not recognise is an error.
+  Every ``{which_epoch}_net_{tag}.pth`` of the folder is imported (G0.. or G [+ E], D, D_f,
+  D_T{s}), and ``features.npy`` when present (the face first-frame model's stored features); a
+  file we do not recognise is an error.
 
   Returns:
     (config, variables), see ``import_state_dicts``.
@@ -567,4 +703,8 @@ def import_checkpoint_dir(ckpt_dir: PathLike, which_epoch: str = 'latest'
     tag = path.name[len(prefix):-len('.pth')]
     logging.info('reading %s', path)
     state_dicts[tag] = read_state_dict(path)
-  return import_state_dicts(state_dicts, options)
+  features = None
+  if (ckpt_dir / 'features.npy').is_file():
+    logging.info('reading %s', ckpt_dir / 'features.npy')
+    features = read_features(ckpt_dir / 'features.npy')
+  return import_state_dicts(state_dicts, options, features)

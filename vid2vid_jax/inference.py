@@ -27,7 +27,8 @@ from vid2vid_jax.models import generator as generator_lib
 from vid2vid_jax.models import layers
 
 Frame = Mapping[str, np.ndarray]  # 'cond' [H, W, C], optional 'image' [H, W, 3] in [-1, 1],
-#                                   'flow_gt' [H, W, 2] (t -> t-1), 'conf_gt' [H, W, 1]
+#                                   'inst' [H, W] int, 'flow_gt' [H, W, 2] (t -> t-1),
+#                                   'conf_gt' [H, W, 1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,14 +77,14 @@ class SequenceGenerator:
     return rollout.generate(frame_fn, carry, cond_pyr)
 
   def run(self, g_params: Any, frames: Iterable[Frame],
-          first_frame_fn: Callable[[np.ndarray], np.ndarray] | None = None,
+          first_frame_fn: Callable[[list[Frame]], np.ndarray] | None = None,
           max_frames: int | None = None) -> Iterator[tuple[Frame, np.ndarray]]:
     """Yields (input frame, generated [H, W, 3] in [-1, 1]) for every frame after the context.
 
     Args:
       g_params: generator params.
       frames: the sequence, one Frame at a time (read lazily).
-      first_frame_fn: for 'single_g': cond [N, H, W, C] -> images [N, H, W, 3].
+      first_frame_fn: for 'single_g': the N context frames -> images [N, H, W, 3].
       max_frames: stop after this many generated frames (None = the whole sequence).
     """
     tg = self.n_frames_G
@@ -105,7 +106,7 @@ class SequenceGenerator:
       if first_frame_fn is None:
         raise ValueError("first_frame mode 'single_g' needs a first-frame generator "
                          '(config.first_frame.checkpoint)')
-      prev_context = np.asarray(first_frame_fn(cond_context[0]))[None]
+      prev_context = np.asarray(first_frame_fn(context))[None]
     else:
       prev_context = np.zeros(cond_context.shape[:-1] + (3,), np.float32)
     carry = self.initial_carry(jnp.asarray(cond_context), jnp.asarray(prev_context, jnp.float32))
@@ -278,14 +279,44 @@ def evaluate(config: Any, workdir: str | os.PathLike) -> dict[str, Any]:
                             flow_fn=flow_fn)
 
 
-def _first_frame_fn(config: Any) -> Callable[[np.ndarray], np.ndarray]:
-  """The single-image generator of config.first_frame.checkpoint as cond -> images."""
+def _first_frame_fn(config: Any) -> Callable[[list[Frame]], np.ndarray]:
+  """The single-image generator of config.first_frame.checkpoint as context frames -> images.
+
+  The feature-conditioned nets (the original's face model) also need each frame's real image
+  and instance map: the feature encoder encodes them, and `first_frame.nearest_features` swaps
+  the result for the stored features of the nearest training image (spec 1.6)."""
   from vid2vid_jax import train_lib  # pylint: disable=g-import-not-at-top
   from vid2vid_jax.models import builders  # pylint: disable=g-import-not-at-top
+  from vid2vid_jax.models import first_frame as first_frame_lib  # pylint: disable=g-import-not-at-top
   params = train_lib.load_first_frame_params(config)
   model = builders.first_frame_generator_from_config(config)
-  channels = builders.cond_channels(config)
-  if config.data.label_nc > 0 and config.data.use_instance:
-    channels -= 1  # the original feeds it the labels without the instance edges (spec 4.7)
-  apply = jax.jit(lambda p, x: model.apply({'params': p}, x[..., :channels]))
-  return lambda cond: np.asarray(apply(params, jnp.asarray(cond)))
+  channels = first_frame_lib.input_channels(model, params)
+  if not config.first_frame.net.endswith('_with_features'):
+    apply = jax.jit(lambda p, x: model.apply({'params': p}, x[..., :channels]))
+    return lambda context: np.asarray(apply(params, jnp.asarray(
+        np.stack([f['cond'] for f in context]))))
+
+  encoder_params, bank = train_lib.load_first_frame_encoder(config)
+  encoder = builders.feature_encoder_from_config(config)
+  encode = jax.jit(lambda p, image, inst: encoder.apply({'params': p}, image, inst))
+  apply = jax.jit(lambda p, x, feat: model.apply({'params': p}, x[..., :channels], feat))
+
+  def generate(context: list[Frame]) -> np.ndarray:
+    missing = [k for k in ('image', 'inst') if any(k not in f for f in context)]
+    if missing:
+      raise ValueError(f'first_frame.net={config.first_frame.net!r} needs the context frames\' '
+                       f'{" and ".join(missing)} (real images and instance maps, as the '
+                       "original's face test set has)")
+    insts = np.stack([np.asarray(f['inst'], np.int32) for f in context])
+    num_ids = config.first_frame.num_instance_ids
+    if insts.min() < 0 or insts.max() >= num_ids:
+      raise ValueError(f'instance ids {insts.min()}..{insts.max()} outside [0, '
+                       f'first_frame.num_instance_ids={num_ids})')
+    encoded = np.asarray(encode(encoder_params, jnp.asarray(
+        np.stack([f['image'] for f in context]), jnp.float32), jnp.asarray(insts)))
+    feats = np.stack([first_frame_lib.nearest_features(e, i, bank)
+                      for e, i in zip(encoded, insts)])
+    cond = np.stack([f['cond'] for f in context])
+    return np.asarray(apply(params, jnp.asarray(cond), jnp.asarray(feats)))
+
+  return generate

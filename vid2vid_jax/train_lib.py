@@ -35,6 +35,7 @@ from vid2vid_jax import warp as warp_lib
 from vid2vid_jax import writers
 from vid2vid_jax.models import builders
 from vid2vid_jax.models import discriminator as disc_lib
+from vid2vid_jax.models import first_frame as first_frame_lib
 from vid2vid_jax.models import generator as generator_lib
 from vid2vid_jax.models import layers
 
@@ -97,6 +98,10 @@ def build_models(config: Any) -> Models:
   face = d.add_face_disc
   target = config.train.target
   use_first_frame = target == 'first_frame' or config.first_frame.mode == 'single_g'
+  if use_first_frame and config.first_frame.net.endswith('_with_features'):
+    raise ValueError(f'first_frame.net={config.first_frame.net!r} (feature-conditioned, the '
+                     "original's face model) runs at eval time only (eval.first_frame_mode "
+                     "'single_g'); training uses a global or local first-frame net")
   cond_channels = builders.cond_channels(config)
   drop_edge = config.data.label_nc > 0 and config.data.use_instance
   return Models(
@@ -587,8 +592,9 @@ def train_step(models: Models, losses: losses_lib.LossWeights, options: StepOpti
     init_prev = tuple(jnp.zeros_like(p) for p in seq.prev_frames)
   elif models.first_frame_mode == 'single_g':  # the frozen single-image G makes them (4.7)
     context = _flat(cond[:, :tg - 1])
+    channels = first_frame_lib.input_channels(models.first_frame, frozen['first_frame'])
     made = models.first_frame.apply({'params': frozen['first_frame']},
-                                    first_frame_input(models, context)).astype(jnp.float32)
+                                    context[..., :channels]).astype(jnp.float32)
     made = jax.lax.stop_gradient(made).reshape(image[:, :tg - 1].shape)
     init_prev = tuple(layers.pyramid(made, models.n_scales))
   else:
@@ -924,6 +930,25 @@ def load_first_frame_params(config: Any) -> Any:
                        f'(found {sorted(tree)})')
     params = tree['first_frame_generator']['params']
   return jax.tree_util.tree_map(jnp.asarray, params)
+
+
+def load_first_frame_encoder(config: Any) -> tuple[Any, dict[int, np.ndarray]]:
+  """(feature-encoder params, stored features {id: [N, feat_num + 1]}) of a feature-conditioned
+  first-frame net, from the checkpoint in config.first_frame.checkpoint (written by
+  vid2vid_jax.tools.import_torch from the original's net_G.pth, net_E.pth and features.npy)."""
+  path = config.first_frame.checkpoint
+  if not path:
+    raise ValueError(f'first_frame.net={config.first_frame.net!r} needs '
+                     'config.first_frame.checkpoint (an imported face first-frame model)')
+  tree, _ = checkpoint.load_variables(pathlib.Path(path))
+  missing = [k for k in ('first_frame_encoder', 'first_frame_features') if k not in tree]
+  if missing:
+    raise ValueError(f'first_frame.checkpoint={path} holds no {" / ".join(missing)} (found '
+                     f'{sorted(tree)}): import the original folder with its net_E.pth and '
+                     'features.npy')
+  params = jax.tree_util.tree_map(jnp.asarray, tree['first_frame_encoder']['params'])
+  bank = {int(k): np.asarray(v, np.float32) for k, v in tree['first_frame_features'].items()}
+  return params, bank
 
 
 def step_options(config: Any, schedule: Schedule, epoch: int) -> StepOptions:

@@ -47,7 +47,7 @@ def test_opt_txt_and_config_mapping(vid2vid_fixtures):
 
 
 @pytest.mark.parametrize('options,match', [
-    ({'netG': 'global_with_features'}, 'netG'),
+    ({'netG': 'resnet_9blocks'}, 'netG'),
     ({'norm': 'spectral'}, 'norm'),
     ({'label_nc': 8, 'fg': True, 'fg_labels': '3,9'}, 'fg_labels'),
     ({'label_nc': 0, 'fg': True}, 'fg'),
@@ -146,3 +146,36 @@ def test_import_cli_writes_an_orbax_checkpoint_that_reloads(vid2vid_fixtures, tm
   for s in range(2):
     assert _rel(outs[s]['fake'], io[f'scale{s}_fake_B']) <= 1e-4
     assert _rel(outs[s]['flow'], io[f'scale{s}_flow']) <= 1e-4
+
+
+def _write_object_npy(path, payload):
+  """A .npy holding a pickled 0-d object array (how the original saved features.npy)."""
+  import pickle  # pylint: disable=g-import-not-at-top
+  with open(path, 'wb') as f:
+    np.lib.format.write_array_header_1_0(f, {'descr': '|O', 'fortran_order': False, 'shape': ()})
+    pickle.dump(payload, f, protocol=2)
+
+
+def test_read_features_reads_the_dict_and_refuses_code(tmp_path):
+  bank = {i: np.random.default_rng(i).normal(size=(3 + i, 5)).astype(np.float32)
+          for i in range(7)}
+  np.save(tmp_path / 'features.npy', bank, allow_pickle=True)  # numpy's own object pickle
+  read = import_torch.read_features(tmp_path / 'features.npy')
+  assert sorted(read) == list(range(7))
+  for i in range(7):
+    np.testing.assert_array_equal(read[i], bank[i])
+
+  class Evil:  # unpickling it would create a file
+    def __reduce__(self):
+      return open, (str(tmp_path / 'pwned'), 'w')
+
+  _write_object_npy(tmp_path / 'evil.npy', {0: Evil()})
+  with pytest.raises(ValueError, match='refusing to unpickle io.open'):
+    import_torch.read_features(tmp_path / 'evil.npy')
+  assert not (tmp_path / 'pwned').exists()
+  np.save(tmp_path / 'plain.npy', np.zeros((2, 3)))
+  with pytest.raises(ValueError, match='dict of per-instance features'):
+    import_torch.read_features(tmp_path / 'plain.npy')
+  _write_object_npy(tmp_path / 'bad_rows.npy', {0: np.zeros(4)})
+  with pytest.raises(ValueError, match='features of id 0'):
+    import_torch.read_features(tmp_path / 'bad_rows.npy')

@@ -7,6 +7,7 @@ read attributes (no ml_collections import), so tests may pass any object with th
 
 from typing import Any
 
+import flax.linen as nn
 import jax.numpy as jnp
 
 from vid2vid_jax.models import discriminator as disc_lib
@@ -48,9 +49,9 @@ def generator_from_config(config: Any) -> generator_lib.MultiScaleGenerator:
       dtype=activation_dtype(config))
 
 
-def first_frame_generator_from_config(
-    config: Any) -> first_frame_lib.GlobalGenerator | first_frame_lib.LocalEnhancer:
-  """The single-image first-frame generator of ``config.first_frame`` (norm from the G's)."""
+def first_frame_generator_from_config(config: Any) -> nn.Module:
+  """The single-image first-frame generator of ``config.first_frame`` (norm from the G's):
+  GlobalGenerator, LocalEnhancer or their feature-conditioned forms (called as (x, feat))."""
   f = config.first_frame
   common = dict(norm=config.model.generator.norm, output_nc=config.data.output_nc,
                 dtype=activation_dtype(config))
@@ -59,7 +60,25 @@ def first_frame_generator_from_config(
   if f.net == 'local':
     return first_frame_lib.LocalEnhancer(f.ngf, f.n_downsample, f.n_blocks, f.n_local_enhancers,
                                          f.n_blocks_local, **common)
-  raise ValueError(f"first_frame.net must be 'global' or 'local'; got {f.net!r}")
+  if f.net == 'global_with_features':
+    return first_frame_lib.GlobalGeneratorWithFeatures(f.feat_num, f.ngf, f.n_downsample,
+                                                       f.n_blocks, **common)
+  if f.net == 'local_with_features':
+    return first_frame_lib.LocalEnhancerWithFeatures(
+        f.feat_num, f.ngf, f.n_downsample, f.n_blocks, f.n_local_enhancers, f.n_blocks_local,
+        **common)
+  raise ValueError('first_frame.net must be global, local, global_with_features or '
+                   f'local_with_features; got {f.net!r}')
+
+
+def feature_encoder_from_config(config: Any) -> first_frame_lib.FeatureEncoder:
+  """The instance-wise feature encoder of a '*_with_features' first-frame generator: widths
+  first_frame.nef, first_frame.n_downsample_E stride-2 convs, first_frame.feat_num outputs."""
+  f = config.first_frame
+  return first_frame_lib.FeatureEncoder(
+      output_nc=f.feat_num, ngf=f.nef, n_downsample=f.n_downsample_E,
+      norm=config.model.generator.norm, num_ids=f.num_instance_ids,
+      dtype=activation_dtype(config))
 
 
 def image_discriminator_from_config(config: Any) -> disc_lib.MultiscaleDiscriminator:

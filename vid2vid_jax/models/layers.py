@@ -539,6 +539,9 @@ class UpPath(nn.Module):
     n_res: residual blocks before them.
     norm: 'batch' or 'instance'.
     max_features: channel cap, None for no cap.
+    res_features: width of the residual blocks when it is not features*2**n_up (pix2pixHD's
+      feature-conditioned local enhancer widens its first enhancer's blocks by the feature
+      channels).
     dtype: activation dtype.
   """
   features: int
@@ -546,13 +549,14 @@ class UpPath(nn.Module):
   n_res: int = 0
   norm: str = 'batch'
   max_features: int | None = None
+  res_features: int | None = None
   dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """[B, h, w, width] -> [B, h * 2**n_up, w * 2**n_up, features], float32 (float64 for float64
     dtype)."""
-    width = _width(self.features, self.n_up, self.max_features)
+    width = self.res_features or _width(self.features, self.n_up, self.max_features)
     for j in range(self.n_res):
       x = ResnetBlock(width, self.norm, dtype=self.dtype, name=f'res{j}')(x)
     for i in range(self.n_up):
