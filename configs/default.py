@@ -149,6 +149,8 @@ def get_config() -> ml_collections.ConfigDict:
   first.ngf = 64  # its width (the original's label2city_single uses 64; local uses 32).
   first.n_downsample = 3  # its stride-2 convs (orig: --n_downsample_G of that model).
   first.n_blocks = 9  # its residual blocks.
+  first.norm = 'instance'  # its norm layers and its feature encoder's: the original builds every
+  #   single-image G with instance norm (load_single_G), whatever the video G uses.
   first.n_local_enhancers = 1  # local enhancers of the 'local' net (orig: --n_local_enhancers).
   first.n_blocks_local = 3  # residual blocks per local enhancer (orig: --n_blocks_local).
   first.label_feat = False  # pix2pixHD feature-encoder options (orig: --label_feat).

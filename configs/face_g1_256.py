@@ -17,4 +17,12 @@ def get_config():
   config.train.max_frames_per_gpu = 6
   config.train.niter = 20
   config.train.niter_decay = 20
+  # The original's face test scripts (--use_single_G) start every video with its face
+  # first-frame model, edge2face_single (spec 1.6): after importing that folder
+  # (python -m vid2vid_jax.tools.import_torch --ckpt_dir checkpoints/edge2face_single ...), run
+  # eval with --config.eval.first_frame_mode=single_g --config.first_frame.checkpoint=<out>.
+  first = config.first_frame
+  first.net = 'global_with_features'
+  first.ngf, first.n_downsample, first.n_blocks, first.norm = 64, 3, 9, 'instance'
+  first.feat_num, first.nef, first.n_downsample_E = 16, 16, 4
   return config

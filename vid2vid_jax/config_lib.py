@@ -205,6 +205,8 @@ def config_errors(config: ml_collections.ConfigDict, num_devices: int | None = N
     _check(mode in FIRST_FRAME_MODES, field,
            f'must be one of {FIRST_FRAME_MODES}, got {mode!r}', errors)
   first = config.first_frame
+  _check(first.norm in ('batch', 'instance'), 'first_frame.norm',
+         f'must be "batch" or "instance", got {first.norm!r}', errors)
   _check(first.net in FIRST_FRAME_NETS, 'first_frame.net',
          f'must be one of {FIRST_FRAME_NETS}, got {first.net!r}', errors)
   if first.net.endswith('_with_features'):

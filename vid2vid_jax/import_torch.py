@@ -191,6 +191,7 @@ def config_from_options(options: Mapping[str, Any]) -> ml_collections.ConfigDict
   if net in SINGLE_IMAGE_NETS:
     f = config.first_frame
     f.net, f.ngf, f.n_downsample, f.n_blocks = net, g.ngf, g.n_downsample_G, g.n_blocks
+    f.norm = g.norm
     f.n_blocks_local = g.n_blocks_local
     if f.label_feat or f.load_features:
       raise ValueError('options label_feat / load_features (pix2pixHD feature encoder) are not '
@@ -424,7 +425,7 @@ def first_frame_variables(state_dict: StateDict, config: ml_collections.ConfigDi
   """Variables of ``builders.first_frame_generator_from_config(config)`` from a pix2pixHD
   ``net_G.pth`` (global: one Sequential ``model``; local: ``model`` + ``model{n}_1/_2``)."""
   f = config.first_frame
-  kind = config.model.generator.norm
+  kind = config.first_frame.norm
   model = builders.first_frame_generator_from_config(config)
   levels = f.n_local_enhancers if f.net.startswith('local') else 0
   side = 4 * 2 ** (f.n_downsample + levels)
@@ -478,7 +479,7 @@ def feature_encoder_variables(state_dict: StateDict, config: ml_collections.Conf
   """Variables of ``builders.feature_encoder_from_config(config)`` from the original's
   ``net_E.pth`` (Encoder: one Sequential ``model`` = stem, downs, transposed convs, head)."""
   f = config.first_frame
-  kind = config.model.generator.norm
+  kind = config.first_frame.norm
   model = builders.feature_encoder_from_config(config)
   side = 4 * 2 ** f.n_downsample_E
   expected = _abstract_params(
@@ -498,7 +499,8 @@ class _ArrayUnpickler(pickle.Unpickler):
 
   _ALLOWED = {('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
               ('numpy', 'ndarray'), ('numpy', 'dtype'), ('numpy.core.multiarray', 'scalar'),
-              ('numpy._core.multiarray', 'scalar')}
+              ('numpy._core.multiarray', 'scalar'),
+              ('_codecs', 'encode')}  # protocol-2 pickles of Python 3 bytes
 
   def find_class(self, module: str, name: str) -> Any:
     if (module, name) not in self._ALLOWED:

@@ -50,10 +50,10 @@ def generator_from_config(config: Any) -> generator_lib.MultiScaleGenerator:
 
 
 def first_frame_generator_from_config(config: Any) -> nn.Module:
-  """The single-image first-frame generator of ``config.first_frame`` (norm from the G's):
+  """The single-image first-frame generator of ``config.first_frame``:
   GlobalGenerator, LocalEnhancer or their feature-conditioned forms (called as (x, feat))."""
   f = config.first_frame
-  common = dict(norm=config.model.generator.norm, output_nc=config.data.output_nc,
+  common = dict(norm=f.norm, output_nc=config.data.output_nc,
                 dtype=activation_dtype(config))
   if f.net == 'global':
     return first_frame_lib.GlobalGenerator(f.ngf, f.n_downsample, f.n_blocks, **common)
@@ -77,7 +77,7 @@ def feature_encoder_from_config(config: Any) -> first_frame_lib.FeatureEncoder:
   f = config.first_frame
   return first_frame_lib.FeatureEncoder(
       output_nc=f.feat_num, ngf=f.nef, n_downsample=f.n_downsample_E,
-      norm=config.model.generator.norm, num_ids=f.num_instance_ids,
+      norm=f.norm, num_ids=f.num_instance_ids,
       dtype=activation_dtype(config))
 
 

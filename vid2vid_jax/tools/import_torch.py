@@ -4,9 +4,16 @@ Usage: python -m vid2vid_jax.tools.import_torch --ckpt_dir checkpoints/label2cit
          --out /tmp/label2city_512_jax [--which_epoch latest]
 
 Reads ``opt.txt`` and every ``{which_epoch}_net_*.pth`` of --ckpt_dir (G0.., or G for a
-first-frame model, and D, D_f, D_T{s} when present), maps them strictly onto our modules
+first-frame model, with E and ``features.npy`` for the face first-frame model, and D, D_f,
+D_T{s} when present), maps them strictly onto our modules
 (vid2vid_jax/import_torch.py) and writes the variables plus our config with
 vid2vid_jax.checkpoint.save_variables, which eval.py and ``train.init_from`` load.
+
+The original's face first-frame folder (checkpoints/edge2face_single) has no opt.txt; give it
+one with the options its loader hard-codes (spec 1.6): ``netG: global_with_features``,
+``input_nc: 15``, ``label_nc: 0``, ``ngf: 64``, ``n_downsample_G: 3``, ``norm: instance``,
+``feat_num: 16``, ``nef: 16``, ``n_downsample_E: 4`` (one ``name: value`` per line), and name
+its files ``latest_net_G.pth`` / ``latest_net_E.pth``.
 """
 
 from collections.abc import Sequence

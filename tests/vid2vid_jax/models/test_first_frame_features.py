@@ -191,7 +191,9 @@ def _config(net, norm, input_nc=3, **first):
   config.data.input_nc = input_nc
   config.data.use_instance = False
   config.data.output_nc = 3
-  config.model.generator.norm = norm
+  config.first_frame.norm = norm
+  # The first-frame nets take their own norm, whatever the video G's is.
+  config.model.generator.norm = 'batch' if norm == 'instance' else 'instance'
   config.first_frame.net = net
   for key, value in first.items():
     setattr(config.first_frame, key, value)
@@ -258,6 +260,39 @@ def test_local_with_features_matches_torch(nle, norm):
   x, z = _inputs(2, 2, 32, input_nc, feat_num)
   out, ref = _run_generator(net, config, x, z)
   np.testing.assert_allclose(out, ref, atol=TOL, rtol=0)
+
+
+def _meta_state_dict(make):
+  """Zero arrays shaped as the state_dict of ``make()`` (built without memory: shapes only)."""
+  with torch.device('meta'):
+    net = make()
+  return {k: np.zeros(v.shape, np.float32) for k, v in net.state_dict().items()}
+
+
+@pytest.mark.parametrize('net', ['global_with_features', 'local_with_features', 'encoder'])
+def test_wide_networks_import(net):
+  """Widths past 1024: the generators cap them (1024 + 2 * feat_num into the first up conv),
+  the Encoder does not (2048 at its bottleneck). Shapes only: the importer checks every one."""
+  norm = _norm_layer('instance')
+  config = _config(net if net != 'encoder' else 'global_with_features', 'instance', 4,
+                   ngf=128, n_downsample=4, n_blocks=1, n_local_enhancers=1, n_blocks_local=1,
+                   feat_num=3, nef=128, n_downsample_E=4)
+  if net == 'global_with_features':
+    sd = _meta_state_dict(lambda: TorchGlobalWithZ(4, 3, 3, 128, 4, 1, norm))
+    assert sd['model_upsample.0.weight'].shape == (1030, 1024, 3, 3)
+    variables = import_torch.first_frame_variables(sd, config)
+  elif net == 'local_with_features':
+    sd = _meta_state_dict(lambda: TorchLocalWithZ(4, 3, 3, 64, 4, 1, 1, 1, norm))
+    assert sd['model_resnet.0.conv_block.1.weight'].shape == (1027, 1027, 3, 3)
+    config.first_frame.ngf = 64
+    variables = import_torch.first_frame_variables(sd, config)
+  else:
+    sd = _meta_state_dict(lambda: TorchEncoder(3, 3, 128, 4, norm))
+    assert sd['model.13.weight'].shape == (2048, 1024, 3, 3)
+    variables = import_torch.feature_encoder_variables(sd, config)
+  sizes = [v.size for v in jax.tree_util.tree_leaves(variables)]
+  assert len(sizes) == sum(1 for k in sd if k.endswith(('weight', 'bias')))
+  assert sum(sizes) == sum(v.size for k, v in sd.items() if k.endswith(('weight', 'bias')))
 
 
 # ---------------------------------------------------------------- encoder and features
@@ -433,3 +468,51 @@ def test_importer_rejects_wrong_feature_channels(case):
   net, config = make(4)
   with pytest.raises(ValueError, match=r"key 'model"):  # names the offending key
     getattr(import_torch, importer)(_state_dict(net), config)
+
+
+# ---------------------------------------------------------------- the whole face first frame
+
+
+def test_face_folder_imports_and_eval_reproduces_the_original_chain(tmp_path):
+  """An original-style edge2face_single folder (opt.txt, net_G / net_E .pth, features.npy)
+  through the import CLI and eval's single_g path gives the original's first frame:
+  Encoder -> nearest stored features -> Global_with_z."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  from vid2vid_jax import inference  # pylint: disable=g-import-not-at-top
+  torch.manual_seed(11)
+  norm = _norm_layer('instance')
+  net_g = _prepare(TorchGlobalWithZ(5, 3, 3, ngf=4, n_down=2, n_blocks=1, norm=norm))
+  net_e = _prepare(TorchEncoder(3, 3, ngf=4, n_down=2, norm=norm))
+  folder = tmp_path / 'edge2face_single'
+  folder.mkdir()
+  (folder / 'opt.txt').write_text(
+      '------------ Options -------------\nnetG: global_with_features\ninput_nc: 5\n'
+      'label_nc: 0\nngf: 4\nn_downsample_G: 2\nn_blocks: 1\nnorm: instance\nfeat_num: 3\n'
+      'nef: 4\nn_downsample_E: 2\ndataset_mode: face\n-------------- End ----------------\n')
+  torch.save(net_g.state_dict(), folder / 'latest_net_G.pth')
+  torch.save(net_e.state_dict(), folder / 'latest_net_E.pth')
+  rng = np.random.default_rng(12)
+  bank = {i: rng.uniform(-1, 1, (5, 4)).astype(np.float32) for i in range(NUM_IDS)}
+  np.save(folder / 'features.npy', bank, allow_pickle=True)
+  out_dir = tmp_path / 'ckpt'
+  result = subprocess.run(
+      [sys.executable, '-m', 'vid2vid_jax.tools.import_torch', f'--ckpt_dir={folder}',
+       f'--out={out_dir}'], capture_output=True, text=True, timeout=300, check=False)
+  assert result.returncode == 0, result.stderr[-2000:]
+
+  config = _config('global_with_features', 'instance', 5, ngf=4, n_downsample=2, n_blocks=1,
+                   feat_num=3, nef=4, n_downsample_E=2, checkpoint=str(out_dir))
+  inst = _inst_maps(13, 16)
+  context = [{'cond': rng.uniform(0, 1, (16, 16, 5)).astype(np.float32),
+              'image': rng.uniform(-1, 1, (16, 16, 3)).astype(np.float32), 'inst': inst[k]}
+             for k in range(2)]
+  made = inference._first_frame_fn(config)(context)  # pylint: disable=protected-access
+
+  for k, frame in enumerate(context):
+    with torch.no_grad():
+      encoded = _nhwc(net_e(_nchw(frame['image'][None]), torch.from_numpy(inst[k:k + 1, None])))[0]
+      feat, _ = _nearest_reference(encoded, inst[k], bank)
+      ref = _nhwc(net_g(_nchw(frame['cond'][None]), _nchw(feat[None])))[0]
+    assert np.std(ref) > 0.05
+    np.testing.assert_allclose(made[k], ref, atol=TOL)
