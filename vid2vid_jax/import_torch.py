@@ -38,6 +38,7 @@ import ml_collections
 import numpy as np
 
 from configs import default as default_config
+from vid2vid_jax import config_lib
 from vid2vid_jax.models import builders
 
 StateDict = Mapping[str, np.ndarray]
@@ -101,7 +102,7 @@ _OPTION_FIELDS = (
 _SPECIAL_OPTIONS = frozenset({
     'netG', 'fg_labels', 'dataset_mode', 'no_flip', 'serial_batches', 'max_dataset_size',
     'no_vgg', 'no_ganFeat', 'no_first_img', 'use_single_G'})
-SINGLE_IMAGE_NETS = ('global', 'local', 'global_with_features', 'local_with_features')
+SINGLE_IMAGE_NETS = config_lib.FIRST_FRAME_NETS
 
 
 def _parse_value(text: str) -> Any:
