@@ -119,11 +119,7 @@ def _kernel_grad(xp: jax.Array, dy: jax.Array, dtype: Dtype) -> jax.Array:
   input: slicing first gave each half its own transposed copy, and buffer reuse between those
   copies serialised the two convs again.
   """
-  return _transposed_kernel_grad(jnp.transpose(xp, (3, 1, 2, 0)), dy, dtype)
-
-
-def _transposed_kernel_grad(xp_t: jax.Array, dy: jax.Array, dtype: Dtype) -> jax.Array:
-  """`_kernel_grad` of an input already transposed to [C, H_p, W_p, B]."""
+  xp_t = jnp.transpose(xp, (3, 1, 2, 0))
   dy_t = jnp.transpose(dy.astype(xp_t.dtype), (1, 2, 0, 3))
   c = xp_t.shape[0]
   if jax.default_backend() == 'cpu' and xp_t.size >= _KERNEL_GRAD_SPLIT_MIN_ELEMENTS and c >= 2:
@@ -133,19 +129,6 @@ def _transposed_kernel_grad(xp_t: jax.Array, dy: jax.Array, dtype: Dtype) -> jax
   else:
     out = _conv(xp_t, dy_t, 1, 'VALID')
   return jnp.transpose(out, (1, 2, 0, 3)).astype(dtype)
-
-
-def _input_grad(dy: jax.Array, kernel: jax.Array, padding: tuple[tuple[int, int], ...],
-                dtype: Dtype) -> jax.Array:
-  """Input gradient of a stride-1 conv with ``padding``: a stride-1 conv of the cotangent
-  [B, H', W', O] with the flipped, transposed kernel -> [B, H, W, C] in ``dtype``.
-
-  Explicit for the same reason as `_kernel_grad` (autodiff's form is slow in while loops)."""
-  kh, kw = kernel.shape[:2]
-  (top, bottom), (left, right) = padding
-  flipped = jnp.swapaxes(kernel[::-1, ::-1], 2, 3)
-  return _conv(dy.astype(kernel.dtype), flipped, 1,
-               ((kh - 1 - top, kh - 1 - bottom), (kw - 1 - left, kw - 1 - right))).astype(dtype)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -209,6 +192,13 @@ def _patch_conv(xp: jax.Array, kernel: jax.Array, strides: int) -> jax.Array:
   return y.reshape(batch, height, width, kernel.shape[-1])
 
 
+def _bands(rows: int, total_bytes: int, max_bytes: int) -> int:
+  """The fewest bands of equal height that split ``rows`` into pieces of at most ``max_bytes``
+  (of ``total_bytes``); ``rows`` itself if no divisor does."""
+  want = -(-total_bytes // max_bytes)
+  return next((b for b in range(max(want, 1), rows + 1) if rows % b == 0), rows)
+
+
 def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array, strides: int = 1, padding: int = 0,
            padding_mode: str = 'zero', dtype: Dtype = jnp.float32) -> jax.Array:
   """THE convolution of the generators and discriminators: padding, conv, bias, mesh layout.
@@ -246,6 +236,19 @@ def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array, strides: int = 1, p
         and patch_bytes <= _PATCH_CONV_MAX_BYTES):
     mode = 'reflect' if padding_mode == 'reflect' else 'constant'
     y = _patch_conv(jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode=mode), kernel, strides)
+  elif k == 3 and strides == 2 and jax.default_backend() == 'cpu':
+    # Larger stride-2 3x3 convs (the first down conv at full resolution) as patch GEMMs over
+    # bands of output rows, each band's patches within _PATCH_CONV_MAX_BYTES: the benchmark's
+    # 128x256x64 down conv fwd+bwd took 28 instead of 32 ms. (Banding stride-1 blocks or the
+    # smaller down convs was slower.)
+    mode = 'reflect' if padding_mode == 'reflect' else 'constant'
+    xp = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode=mode)
+    out_height = (height + 2 * p - k) // strides + 1
+    bands = _bands(out_height, patch_bytes, _PATCH_CONV_MAX_BYTES)
+    rows = out_height // bands
+    y = jnp.concatenate([
+        _patch_conv(xp[:, b * rows * strides:(b * rows + rows - 1) * strides + k], kernel,
+                    strides) for b in range(bands)], axis=1)
   elif padding_mode == 'reflect':
     if p:
       x = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode='reflect')
@@ -380,9 +383,7 @@ def _up_conv(x: jax.Array, k: jax.Array) -> jax.Array:
   """The transposed conv of `UpConv` without bias: [B, H, W, C] x [3, 3, C, O] ->
   [B, 2H, 2W, O] (float32 accumulation). Four phase convs (1x1, 1x2, 2x1, 2x2), interleaved.
 
-  The custom VJP transposes the input ONCE for the four kernel gradients (XLA:CPU's form,
-  `_kernel_grad`) instead of once per phase: the transposes alone took ~17 ms per decoder of the
-  benchmark generator.
+  The custom VJP (`_up_conv_bwd`) computes both gradients as GEMMs over one patch matrix.
   """
   batch, height, width, _ = x.shape
   ys = [_conv(x, kp, 1, ((0, kp.shape[0] - 1), (0, kp.shape[1] - 1)))
@@ -395,21 +396,46 @@ def _up_conv_fwd(x, k):
   return _up_conv(x, k), (x, k)
 
 
+# Largest patch matrix (bytes) per band of the UpConv backward on CPU (4 MiB bands: the
+# benchmark's 64x128x128 -> 64 up conv backward took 16.5 ms, 30 ms unbanded).
+_UP_BWD_BAND_BYTES = 4 * 2**20
+
+
 def _up_conv_bwd(residuals, dy):
+  """Both gradients of the transposed conv from ONE patch matrix of the cotangent.
+
+  The input gradient of ConvTranspose2d(3, stride 2, padding 1, output_padding 1) is the
+  stride-2 3x3 conv of dy (zero-padded by one row / column at the top / left) with the kernel's
+  in / out axes swapped, and its kernel gradient is x^T against the same stride-2 patches of dy:
+  dx = P @ K and dK = (P^T @ x)^T with P [B*H*W, 9*O]. Two GEMMs instead of four phase convs
+  and four phase kernel-gradient convs (up conv backward at 64x128x128 -> 64: 47 -> 16.5 ms,
+  PyTorch 14 ms). On CPU P is built in bands of rows that fit the cache.
+  """
   x, k = residuals
-  batch, height, width, _ = x.shape
-  phase_kernels, kernels_vjp = jax.vjp(_up_phase_kernels, k)
-  dy_phases = jnp.transpose(dy.reshape(batch, height, 2, width, 2, -1), (2, 4, 0, 1, 3, 5))
-  dx = None
-  for i, kp in enumerate(phase_kernels):
-    pad = ((0, kp.shape[0] - 1), (0, kp.shape[1] - 1))
-    g = _input_grad(dy_phases[i // 2, i % 2], kp, pad, _acc_dtype(x.dtype))
-    dx = g if dx is None else dx + g
-  x_t = jnp.transpose(jnp.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0))), (3, 1, 2, 0))
-  dks = [_transposed_kernel_grad(x_t[:, :height + kp.shape[0] - 1, :width + kp.shape[1] - 1],
-                                 dy_phases[i // 2, i % 2], k.dtype)
-         for i, kp in enumerate(phase_kernels)]
-  return dx.astype(x.dtype), kernels_vjp(dks)[0]
+  batch, height, width, in_features = x.shape
+  features = k.shape[-1]
+  acc = _acc_dtype(x.dtype)
+  dy_padded = jnp.pad(dy.astype(x.dtype), ((0, 0), (1, 0), (1, 0), (0, 0)))
+  k_t = jnp.swapaxes(k, 2, 3).reshape(9 * features, in_features)  # (ky, kx, o) x c
+  patch_bytes = batch * height * width * 9 * features * x.dtype.itemsize
+  bands = (_bands(height, patch_bytes, _UP_BWD_BAND_BYTES) if jax.default_backend() == 'cpu'
+           else 1)
+  rows = height // bands
+  dxs, dk = [], None
+  for b in range(bands):
+    r0 = 2 * rows * b
+    # Patch channel order (ky, kx, o) matches k_t.
+    patches = jnp.concatenate([
+        dy_padded[:, r0 + i:r0 + i + 2 * rows - 1:2, j:j + 2 * width - 1:2]
+        for i in range(3) for j in range(3)], axis=-1).reshape(batch * rows * width, -1)
+    dxs.append(jnp.dot(patches, k_t, preferred_element_type=acc)
+               .reshape(batch, rows, width, in_features))
+    x_band = x[:, rows * b:rows * (b + 1)].reshape(-1, in_features)
+    g = jnp.dot(patches.T, x_band, preferred_element_type=acc)  # [(ky, kx, o), c]
+    dk = g if dk is None else dk + g
+  dx = jnp.concatenate(dxs, axis=1) if bands > 1 else dxs[0]
+  dk = jnp.transpose(dk.reshape(3, 3, features, in_features), (0, 1, 3, 2))
+  return dx.astype(x.dtype), dk.astype(k.dtype)
 
 
 _up_conv.defvjp(_up_conv_fwd, _up_conv_bwd)
