@@ -117,16 +117,11 @@ def _kernel_grad(xp: jax.Array, dy: jax.Array, dtype: Dtype) -> jax.Array:
   ones are therefore two independent convs over the halves of C, which XLA:CPU runs on two
   cores (a 2.3 s generator step got ~100 ms faster). The halves slice the already transposed
   input: slicing first gave each half its own transposed copy, and buffer reuse between those
-  copies serialised the two convs again. Convs with few output channels (the heads) are one GEMM
-  instead (`_shifted_cotangent_kernel_grad`).
+  copies serialised the two convs again.
   """
-  batch, hp, wp, c = xp.shape
-  k, features = hp - dy.shape[1] + 1, dy.shape[-1]
-  shifted_bytes = features * k * k * batch * hp * wp * xp.dtype.itemsize
-  if jax.default_backend() == 'cpu' and shifted_bytes <= _SHIFTED_COTANGENT_MAX_BYTES:
-    return _shifted_cotangent_kernel_grad(xp, dy, dtype)
   xp_t = jnp.transpose(xp, (3, 1, 2, 0))
   dy_t = jnp.transpose(dy.astype(xp_t.dtype), (1, 2, 0, 3))
+  c = xp_t.shape[0]
   if jax.default_backend() == 'cpu' and xp_t.size >= _KERNEL_GRAD_SPLIT_MIN_ELEMENTS and c >= 2:
     half = c // 2
     out = jnp.concatenate([_conv(xp_t[:half], dy_t, 1, 'VALID'),
@@ -134,27 +129,6 @@ def _kernel_grad(xp: jax.Array, dy: jax.Array, dtype: Dtype) -> jax.Array:
   else:
     out = _conv(xp_t, dy_t, 1, 'VALID')
   return jnp.transpose(out, (1, 2, 0, 3)).astype(dtype)
-
-
-# Largest shifted-cotangent matrix (bytes) for `_shifted_cotangent_kernel_grad` (the image,
-# flow and weight heads' 3-channel cotangents at 128x256: 21 MB).
-_SHIFTED_COTANGENT_MAX_BYTES = 32 * 2**20
-
-
-def _shifted_cotangent_kernel_grad(xp: jax.Array, dy: jax.Array, dtype: Dtype) -> jax.Array:
-  """`_kernel_grad` for convs with few output channels (the 7x7 image / flow / weight heads) as
-  ONE GEMM: dK[(o, ky, kx), c] = S @ xp with S[(o, ky, kx), (b, y, x)] = dy[b, y - ky, x - kx, o]
-  (zero outside), the k*k shifted copies of the small cotangent. XLA:CPU ran these kernel
-  gradients as convs at ~25 GFLOP/s (a head's took 28 ms at 128x256x64 -> 3; this: 6.5 ms)."""
-  batch, hp, wp, c = xp.shape
-  k, features = hp - dy.shape[1] + 1, dy.shape[-1]
-  d = jnp.pad(jnp.transpose(dy.astype(xp.dtype), (3, 0, 1, 2)),
-              ((0, 0), (0, 0), (k - 1, k - 1), (k - 1, k - 1)))  # [O, B, H + 2k - 2, W + 2k - 2]
-  shifted = jnp.stack([d[:, :, k - 1 - ky:k - 1 - ky + hp, k - 1 - kx:k - 1 - kx + wp]
-                       for ky in range(k) for kx in range(k)], axis=1)
-  g = jnp.dot(shifted.reshape(features * k * k, -1), xp.reshape(-1, c),
-              preferred_element_type=_acc_dtype(xp.dtype))  # [(o, ky, kx), c]
-  return jnp.transpose(g.reshape(features, k, k, c), (1, 2, 3, 0)).astype(dtype)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))

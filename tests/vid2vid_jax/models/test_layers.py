@@ -148,7 +148,6 @@ def test_split_kernel_gradient_matches_autodiff(monkeypatch, module):
   # core); lower the size threshold so this small case takes that path.
   assert jax.default_backend() == 'cpu'
   monkeypatch.setattr(layers, '_KERNEL_GRAD_SPLIT_MIN_ELEMENTS', 1)
-  monkeypatch.setattr(layers, '_SHIFTED_COTANGENT_MAX_BYTES', 0)  # the conv form, not the GEMM
   rng = np.random.default_rng(4)
   x = jnp.asarray(rng.normal(size=(2, 8, 10, 5)).astype(np.float32))
   variables = module.init(jax.random.key(2), x)
@@ -181,8 +180,6 @@ def test_split_kernel_gradient_matches_autodiff(monkeypatch, module):
 _CONV_FORM_CASES = [
     pytest.param(layers.Conv(4, 3, padding=1, padding_mode='reflect'), False, id='conv3_reflect'),
     pytest.param(layers.Conv(4, 7, padding=3, padding_mode='reflect'), False, id='conv7_reflect'),
-    pytest.param(layers.Conv(4, 7, padding=3, padding_mode='reflect'), True,
-                 id='conv7_reflect_conv_kernel_grad'),
     pytest.param(layers.Conv(4, 3, strides=2, padding=1), False, id='conv3_s2'),
     pytest.param(layers.Conv(4, 3, strides=2, padding=1), True, id='conv3_s2_banded'),
     pytest.param(layers.Conv(4, 4, padding=2), False, id='conv4_zero'),
@@ -191,18 +188,15 @@ _CONV_FORM_CASES = [
 ]
 
 
-@pytest.mark.parametrize('module,forced', _CONV_FORM_CASES)
-def test_tuned_and_plain_conv_forms_agree(monkeypatch, module, forced):
+@pytest.mark.parametrize('module,banded', _CONV_FORM_CASES)
+def test_tuned_and_plain_conv_forms_agree(monkeypatch, module, banded):
   """The tuned conv forms (the default) and one plain conv per layer are the same function:
-  outputs, input gradients and parameter gradients. The second variant of a layer forces the
-  other CPU paths by tiny thresholds: patch matrices in bands of rows (4 bands), 7x7 kernel
-  gradients as split convs instead of one GEMM over the shifted cotangent."""
-  if forced:
+  outputs, input gradients and parameter gradients; also when the CPU forms split their patch
+  matrices into bands of rows (forced here by tiny band sizes: 4 bands)."""
+  if banded:
     assert jax.default_backend() == 'cpu'
     monkeypatch.setattr(layers, '_UP_BWD_BAND_BYTES', 1)
     monkeypatch.setattr(layers, '_PATCH_CONV_MAX_BYTES', 2000)  # 2x4x5 outputs, 7200 bytes
-    monkeypatch.setattr(layers, '_SHIFTED_COTANGENT_MAX_BYTES', 0)  # 7x7: split conv form
-    monkeypatch.setattr(layers, '_KERNEL_GRAD_SPLIT_MIN_ELEMENTS', 1)
   rng = np.random.default_rng(5)
   x = jnp.asarray(rng.normal(size=(2, 8, 10, 5)).astype(np.float32))
   variables = module.init(jax.random.key(3), x)
