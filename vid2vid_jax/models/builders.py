@@ -64,9 +64,8 @@ def first_frame_generator_from_config(config: Any) -> nn.Module:
     return first_frame_lib.GlobalGeneratorWithFeatures(f.feat_num, f.ngf, f.n_downsample,
                                                        f.n_blocks, **common)
   if f.net == 'local_with_features':
-    return first_frame_lib.LocalEnhancerWithFeatures(
-        f.feat_num, f.ngf, f.n_downsample, f.n_blocks, f.n_local_enhancers, f.n_blocks_local,
-        **common)
+    return first_frame_lib.LocalEnhancer(f.ngf, f.n_downsample, f.n_blocks, f.n_local_enhancers,
+                                         f.n_blocks_local, feat_nc=f.feat_num, **common)
   raise ValueError('first_frame.net must be global, local, global_with_features or '
                    f'local_with_features; got {f.net!r}')
 

@@ -3,7 +3,7 @@
 reference/vid2vid_spec.md section 1.6. Used by the 'single_g' first-frame mode to synthesise the
 first n_frames_G - 1 frames of a sequence from labels:
   * GlobalGenerator, LocalEnhancer: the street models (label2city_single);
-  * GlobalGeneratorWithFeatures, LocalEnhancerWithFeatures (the original's Global_with_z /
+  * GlobalGeneratorWithFeatures and LocalEnhancer with feat_nc > 0 (the original's Global_with_z /
     Local_with_z): conditioned on a feature map z as well, the face model (edge2face_single);
   * FeatureEncoder (the original's Encoder): the image -> per-instance mean features that z is
     made of; `nearest_features` turns them into the z of a stored training image (the original's
@@ -65,66 +65,15 @@ class GlobalGenerator(nn.Module):
     return _image_head(x, self.output_nc, self.dtype, 'head')
 
 
-class LocalEnhancer(nn.Module):
-  """pix2pixHD local enhancer: a global generator at the coarsest input level, refined by
-  n_local_enhancers stride-2 branches.
-
-  Submodules: ``global_generator`` (GlobalGenerator of width ngf * 2**n_local_enhancers without
-  head), and for n = 1..n_local_enhancers: ``enhancer{n}_encoder`` (stem + one stride-2 conv,
-  width ngf * 2**(n_local_enhancers - n)), ``enhancer{n}_decoder`` (n_blocks_local residual
-  blocks + one up conv); ``head`` after the last enhancer.
-
-  Attributes:
-    ngf: width of the finest enhancer.
-    n_downsample_global: stride-2 convs of the global generator.
-    n_blocks_global: residual blocks of the global generator.
-    n_local_enhancers: enhancer levels (input pyramid has n_local_enhancers + 1 levels).
-    n_blocks_local: residual blocks per enhancer.
-    norm, output_nc, dtype: as GlobalGenerator.
-  """
-  ngf: int = 32
-  n_downsample_global: int = 3
-  n_blocks_global: int = 9
-  n_local_enhancers: int = 1
-  n_blocks_local: int = 3
-  norm: str = 'batch'
-  output_nc: int = 3
-  dtype: Dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    """[B, H, W, C_in] -> [B, H, W, output_nc] float32 in [-1, 1]. H and W must be divisible by
-    2**(n_local_enhancers + n_downsample_global)."""
-    nle = self.n_local_enhancers
-    inputs = layers.pyramid(x, nle + 1)  # coarsest first
-    out = GlobalGenerator(self.ngf * 2**nle, self.n_downsample_global, self.n_blocks_global,
-                          self.norm, self.output_nc, with_head=False, dtype=self.dtype,
-                          name='global_generator')(inputs[0])
-    kw = dict(norm=self.norm, dtype=self.dtype)
-    for n in range(1, nle + 1):
-      width = self.ngf * 2**(nle - n)
-      down = layers.DownPath(width, 1, 0, name=f'enhancer{n}_encoder', **kw)(inputs[n])
-      out = layers.UpPath(width, 1, self.n_blocks_local, name=f'enhancer{n}_decoder', **kw)(
-          down + out)
-    return _image_head(out, self.output_nc, self.dtype, 'head')
-
-
-def input_channels(module: nn.Module, params: Mapping[str, Any]) -> int:
-  """The conditioning channels a first-frame generator's ``params`` take, read off its stem
-  kernel (without the feature channels of the *WithFeatures nets): a conditioning frame with or
-  without its instance-edge channel (the original's own first-frame models take the label maps
-  only, spec 4.7; other checkpoints may include the edges)."""
-  root = params.get('global_generator', params)
-  return int(root['encoder']['stem']['kernel'].shape[2]) - getattr(module, 'feat_nc', 0)
-
-
 def _with(x: jax.Array, feat: jax.Array) -> jax.Array:
   """Channel concat [x, feat] in the wider of the two dtypes."""
   dtype = jnp.promote_types(x.dtype, feat.dtype)
   return jnp.concatenate([x.astype(dtype), feat.astype(dtype)], axis=-1)
 
 
-def _check_feat(x: jax.Array, feat: jax.Array, feat_nc: int, name: str) -> None:
+def _check_feat(x: jax.Array, feat: jax.Array | None, feat_nc: int, name: str) -> None:
+  if feat is None:
+    raise ValueError(f'{name} with feat_nc={feat_nc} needs a feature map')
   if feat.shape != x.shape[:-1] + (feat_nc,):
     raise ValueError(f'{name}: feature map must be {x.shape[:-1] + (feat_nc,)} (input '
                      f'{x.shape} and feat_nc {feat_nc}); got {feat.shape}')
@@ -146,8 +95,8 @@ class GlobalGeneratorWithFeatures(nn.Module):
   decoder output before the head.
 
   Submodules: ``encoder`` (layers.DownPath, no residual blocks), ``res{j}``, ``decoder``
-  (layers.UpPath), ``head`` (absent when ``with_head`` is False, inside
-  LocalEnhancerWithFeatures). Widths min(1024, ngf * 2**i).
+  (layers.UpPath), ``head`` (absent when ``with_head`` is False, inside a feature-conditioned
+  LocalEnhancer). Widths min(1024, ngf * 2**i).
 
   Attributes:
     feat_nc: channels of z (the original's feat_num; 16 for the face model).
@@ -180,23 +129,31 @@ class GlobalGeneratorWithFeatures(nn.Module):
     return _image_head(_with(y, feat), self.output_nc, self.dtype, 'head')
 
 
-class LocalEnhancerWithFeatures(nn.Module):
-  """The local enhancer conditioned on a feature map z (the original's Local_with_z).
+class LocalEnhancer(nn.Module):
+  """pix2pixHD local enhancer: a global generator at the coarsest input level, refined by
+  n_local_enhancers stride-2 branches; optionally conditioned on a feature map z (feat_nc > 0:
+  the original's Local_with_z).
 
-  The global part (GlobalGeneratorWithFeatures of width ngf * 2**n_local_enhancers, no head)
-  sees the coarsest input with z pooled n_local_enhancers times; the finest enhancer's input
-  gets z concatenated, the first (coarsest) enhancer's residual blocks get the pooled z
-  concatenated after the sum (they are feat_nc wider), and the head sees [output, z].
+  With z [B, H, W, feat_nc] (spec 1.6): the global part is a GlobalGeneratorWithFeatures seeing z
+  pooled n_local_enhancers times; the finest enhancer's input gets z concatenated, the first
+  (coarsest) enhancer's residual blocks get the pooled z concatenated after the sum (they are
+  feat_nc wider), and the head sees [output, z].
 
-  Submodules as LocalEnhancer: ``global_generator``, ``enhancer{n}_encoder``,
-  ``enhancer{n}_decoder``, ``head``.
+  Submodules: ``global_generator`` (GlobalGenerator, or GlobalGeneratorWithFeatures, of width
+  ngf * 2**n_local_enhancers without head), and for n = 1..n_local_enhancers:
+  ``enhancer{n}_encoder`` (stem + one stride-2 conv, width ngf * 2**(n_local_enhancers - n)),
+  ``enhancer{n}_decoder`` (n_blocks_local residual blocks + one up conv); ``head`` after the last
+  enhancer.
 
   Attributes:
-    feat_nc: channels of z.
-    ngf, n_downsample_global, n_blocks_global, n_local_enhancers, n_blocks_local, norm,
-    output_nc, dtype: as LocalEnhancer.
+    ngf: width of the finest enhancer.
+    n_downsample_global: stride-2 convs of the global generator.
+    n_blocks_global: residual blocks of the global generator.
+    n_local_enhancers: enhancer levels (input pyramid has n_local_enhancers + 1 levels).
+    n_blocks_local: residual blocks per enhancer.
+    norm, output_nc, dtype: as GlobalGenerator.
+    feat_nc: channels of z (the original's feat_num); 0 = no feature map.
   """
-  feat_nc: int
   ngf: int = 32
   n_downsample_global: int = 3
   n_blocks_global: int = 9
@@ -205,29 +162,45 @@ class LocalEnhancerWithFeatures(nn.Module):
   norm: str = 'batch'
   output_nc: int = 3
   dtype: Dtype = jnp.float32
+  feat_nc: int = 0
 
   @nn.compact
-  def __call__(self, x: jax.Array, feat: jax.Array) -> jax.Array:
-    """x [B, H, W, C_in], feat [B, H, W, feat_nc] -> [B, H, W, output_nc] float32 in [-1, 1].
-    H and W must be divisible by 2**(n_local_enhancers + n_downsample_global)."""
-    _check_feat(x, feat, self.feat_nc, 'LocalEnhancerWithFeatures')
+  def __call__(self, x: jax.Array, feat: jax.Array | None = None) -> jax.Array:
+    """x [B, H, W, C_in] (+ feat [B, H, W, feat_nc] when feat_nc > 0) -> [B, H, W, output_nc]
+    float32 in [-1, 1]. H and W must be divisible by 2**(n_local_enhancers +
+    n_downsample_global)."""
     nle = self.n_local_enhancers
     inputs = layers.pyramid(x, nle + 1)  # coarsest first
-    feat_local = _downsample_times(feat, nle)
-    out = GlobalGeneratorWithFeatures(
-        self.feat_nc, self.ngf * 2**nle, self.n_downsample_global, self.n_blocks_global,
-        self.norm, self.output_nc, with_head=False, dtype=self.dtype,
-        name='global_generator')(inputs[0], feat_local)
+    global_kw = dict(with_head=False, dtype=self.dtype, name='global_generator')
+    global_args = (self.ngf * 2**nle, self.n_downsample_global, self.n_blocks_global, self.norm,
+                   self.output_nc)
+    if self.feat_nc:
+      _check_feat(x, feat, self.feat_nc, 'LocalEnhancer')
+      feat_local = _downsample_times(feat, nle)
+      out = GlobalGeneratorWithFeatures(self.feat_nc, *global_args, **global_kw)(
+          inputs[0], feat_local)
+    else:
+      out = GlobalGenerator(*global_args, **global_kw)(inputs[0])
     kw = dict(norm=self.norm, dtype=self.dtype)
     for n in range(1, nle + 1):
       width = self.ngf * 2**(nle - n)
-      x_n = _with(inputs[n], feat) if n == nle else inputs[n]
+      x_n = _with(inputs[n], feat) if self.feat_nc and n == nle else inputs[n]
       y = layers.DownPath(width, 1, 0, name=f'enhancer{n}_encoder', **kw)(x_n) + out
-      if n == 1:
+      if self.feat_nc and n == 1:
         y = _with(y, feat_local)
       out = layers.UpPath(width, 1, self.n_blocks_local, res_features=y.shape[-1],
                           name=f'enhancer{n}_decoder', **kw)(y)
-    return _image_head(_with(out, feat), self.output_nc, self.dtype, 'head')
+    return _image_head(_with(out, feat) if self.feat_nc else out, self.output_nc, self.dtype,
+                       'head')
+
+
+def input_channels(module: nn.Module, params: Mapping[str, Any]) -> int:
+  """The conditioning channels a first-frame generator's ``params`` take, read off its stem
+  kernel (without the feature channels of the *WithFeatures nets): a conditioning frame with or
+  without its instance-edge channel (the original's own first-frame models take the label maps
+  only, spec 4.7; other checkpoints may include the edges)."""
+  root = params.get('global_generator', params)
+  return int(root['encoder']['stem']['kernel'].shape[2]) - getattr(module, 'feat_nc', 0)
 
 
 def instance_mean(x: jax.Array, inst: jax.Array, num_ids: int) -> jax.Array:
