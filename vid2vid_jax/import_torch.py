@@ -608,8 +608,8 @@ def import_state_dicts(state_dicts: Mapping[str, StateDict], options: Mapping[st
   Args:
     state_dicts: by the original's file tag: 'G0', 'G1', ... (sequential generator, all scales
       required), 'G' (single-image generator, netG global/local/*_with_features), 'E' (the
-      feature encoder of a *_with_features G, required there), and optionally 'D', 'D_f',
-      'D_T0', 'D_T1', ...
+      feature encoder of a *_with_features G, which eval's single_g needs), and optionally 'D',
+      'D_f', 'D_T0', 'D_T1', ...
     options: original option name -> value (``read_opt_txt`` or typed values).
     features: for a *_with_features G, the stored per-instance training features
       (`read_features`), kept as variables['first_frame_features'].
@@ -641,10 +641,7 @@ def import_state_dicts(state_dicts: Mapping[str, StateDict], options: Mapping[st
     if 'G' not in state_dicts:
       raise ValueError(f"option netG={net!r} needs a 'G' state_dict (net_G.pth)")
     variables['first_frame_generator'] = first_frame_variables(state_dicts['G'], config)
-    if net.endswith('_with_features'):
-      if 'E' not in state_dicts:
-        raise ValueError(f"option netG={net!r} needs the feature encoder's 'E' state_dict "
-                         '(net_E.pth)')
+    if net.endswith('_with_features') and 'E' in state_dicts:  # eval needs it; parity does not
       variables['first_frame_encoder'] = feature_encoder_variables(state_dicts['E'], config)
   if features is not None:
     if not net.endswith('_with_features'):

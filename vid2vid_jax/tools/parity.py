@@ -8,6 +8,8 @@ README). Every case is built through the importer exactly as a real checkpoint w
 manifest's fields and their ``.pth``), run on the stored inputs in float32, and compared output
 by output: max abs error and relative error ||ours - ref|| / ||ref||. Prints a table; exits
 with status 1 if any output fails (relative error > rtol) or a case cannot be run.
+Single-image cases with netG global_with_features / local_with_features (the face first-frame
+model) take their feature map z from io ``feat`` [B, feat_num, H, W] next to ``input``.
 """
 
 from collections.abc import Callable, Sequence
@@ -94,8 +96,13 @@ def _single_image_generator(case: dict, case_dir: pathlib.Path, io: dict) -> dic
   config, variables = import_torch.import_state_dicts(
       {'G': import_torch.read_state_dict(case_dir / files[0])}, options)
   model = builders.first_frame_generator_from_config(config)
-  return {'output': model.apply(variables['first_frame_generator'],
-                                jnp.asarray(_nhwc(io['input'])))}
+  inputs = [jnp.asarray(_nhwc(io['input']))]
+  if config.first_frame.net.endswith('_with_features'):  # Global_with_z / Local_with_z: (x, z)
+    if 'feat' not in io:
+      raise ValueError(f"netG {config.first_frame.net!r} needs the feature map z as io 'feat' "
+                       '[B, feat_num, H, W]')
+    inputs.append(jnp.asarray(_nhwc(io['feat'])))
+  return {'output': model.apply(variables['first_frame_generator'], *inputs)}
 
 
 def _multiscale_discriminator(case: dict, case_dir: pathlib.Path, io: dict) -> dict[str, Any]:
@@ -141,7 +148,7 @@ _RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
 }
 _INPUTS = {
     'generator_sequential': ('real_A', 'fake_B_prev'),
-    'generator_single_image': ('input',),
+    'generator_single_image': ('input', 'feat'),
     'discriminator_multiscale': ('real', 'fake'),
     'warp': ('image', 'flow'),
 }

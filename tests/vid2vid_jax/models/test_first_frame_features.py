@@ -516,3 +516,32 @@ def test_face_folder_imports_and_eval_reproduces_the_original_chain(tmp_path):
       ref = _nhwc(net_g(_nchw(frame['cond'][None]), _nchw(feat[None])))[0]
     assert np.std(ref) > 0.05
     np.testing.assert_allclose(made[k], ref, atol=TOL)
+
+
+def test_parity_tool_runs_a_feature_conditioned_single_image_case(tmp_path):
+  """A generator_single_image case with netG global_with_features: input + feat -> output."""
+  import json  # pylint: disable=g-import-not-at-top
+  from vid2vid_jax.tools import parity  # pylint: disable=g-import-not-at-top
+  torch.manual_seed(21)
+  net = _prepare(TorchGlobalWithZ(4, 3, 3, ngf=4, n_down=2, n_blocks=1,
+                                  norm=_norm_layer('instance')))
+  case_dir = tmp_path / 'single_z'
+  case_dir.mkdir()
+  (case_dir / 'opt.txt').write_text(
+      '------------ Options -------------\nnetG: global_with_features\ninput_nc: 4\n'
+      'label_nc: 0\nngf: 4\nn_downsample_G: 2\nn_blocks: 1\nnorm: instance\nfeat_num: 3\n'
+      '-------------- End ----------------\n')
+  torch.save(net.state_dict(), case_dir / 'latest_net_G.pth')
+  x, z = _inputs(22, 1, 16, 4, 3)
+  with torch.no_grad():
+    output = net(_nchw(x), _nchw(z)).numpy()
+  io = {'input': _nchw(x).numpy(), 'feat': _nchw(z).numpy(), 'output': output}
+  np.savez(case_dir / 'io.npz', **io)
+  case = {'name': 'single_z', 'kind': 'generator_single_image', 'dir': 'single_z'}
+  (tmp_path / 'manifest.json').write_text(json.dumps({'cases': [case]}))
+  rows = parity.run_parity(tmp_path)
+  assert [r.output for r in rows] == ['output'] and rows[0].passed, rows
+  del io['feat']
+  np.savez(case_dir / 'io.npz', **io)
+  (row,) = parity.run_parity(tmp_path)
+  assert not row.passed and 'feat' in row.note, row
