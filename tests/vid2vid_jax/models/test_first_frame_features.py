@@ -473,6 +473,16 @@ def test_importer_rejects_wrong_feature_channels(case):
 # ---------------------------------------------------------------- the whole face first frame
 
 
+def _write_opt_txt(folder, **options):
+  """An original-format opt.txt for a global_with_features net (ngf 4, 2 downsamples, 1 block,
+  instance norm, feat_num 3) plus ``options``."""
+  options = dict(netG='global_with_features', label_nc=0, ngf=4, n_downsample_G=2, n_blocks=1,
+                 norm='instance', feat_num=3, **options)
+  lines = ''.join(f'{k}: {v}\n' for k, v in options.items())
+  (folder / 'opt.txt').write_text(
+      f'------------ Options -------------\n{lines}-------------- End ----------------\n')
+
+
 def test_face_folder_imports_and_eval_reproduces_the_original_chain(tmp_path):
   """An original-style edge2face_single folder (opt.txt, net_G / net_E .pth, features.npy)
   through the import CLI and eval's single_g path gives the original's first frame:
@@ -486,10 +496,7 @@ def test_face_folder_imports_and_eval_reproduces_the_original_chain(tmp_path):
   net_e = _prepare(TorchEncoder(3, 3, ngf=4, n_down=2, norm=norm))
   folder = tmp_path / 'edge2face_single'
   folder.mkdir()
-  (folder / 'opt.txt').write_text(
-      '------------ Options -------------\nnetG: global_with_features\ninput_nc: 5\n'
-      'label_nc: 0\nngf: 4\nn_downsample_G: 2\nn_blocks: 1\nnorm: instance\nfeat_num: 3\n'
-      'nef: 4\nn_downsample_E: 2\ndataset_mode: face\n-------------- End ----------------\n')
+  _write_opt_txt(folder, input_nc=5, nef=4, n_downsample_E=2, dataset_mode='face')
   torch.save(net_g.state_dict(), folder / 'latest_net_G.pth')
   torch.save(net_e.state_dict(), folder / 'latest_net_E.pth')
   rng = np.random.default_rng(12)
@@ -527,10 +534,7 @@ def test_parity_tool_runs_a_feature_conditioned_single_image_case(tmp_path):
                                   norm=_norm_layer('instance')))
   case_dir = tmp_path / 'single_z'
   case_dir.mkdir()
-  (case_dir / 'opt.txt').write_text(
-      '------------ Options -------------\nnetG: global_with_features\ninput_nc: 4\n'
-      'label_nc: 0\nngf: 4\nn_downsample_G: 2\nn_blocks: 1\nnorm: instance\nfeat_num: 3\n'
-      '-------------- End ----------------\n')
+  _write_opt_txt(case_dir, input_nc=4)
   torch.save(net.state_dict(), case_dir / 'latest_net_G.pth')
   x, z = _inputs(22, 1, 16, 4, 3)
   with torch.no_grad():
