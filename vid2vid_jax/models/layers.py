@@ -44,8 +44,9 @@ _conv_forms = 'tuned'
 def set_conv_forms(forms: str) -> None:
   """Chooses how convolutions are formulated in functions traced from now on.
 
-  'tuned' (default): im2col GEMMs for small 3x3 convs, same convs with custom VJPs for large
-  kernels, explicit kernel gradients and phase-split transposed convs (tuned on XLA:CPU, and
+  'tuned' (default): Winograd F(2x2, 3x3) for wide stride-1 3x3 convs on CPU, im2col GEMMs
+  for other small 3x3 convs, same convs with custom VJPs for large kernels, explicit kernel
+  gradients and phase-split transposed convs (tuned on XLA:CPU, and
   also the faster forms on an H100: the benchmark generator's fwd+bwd at 1024x512 took 55 ms
   against 129 ms, benchmarks/RESULTS.md); 'plain': one ``lax.conv_general_dilated`` per conv
   with autodiff gradients, kept to measure that comparison. Values are identical up to float
@@ -192,6 +193,112 @@ def _patch_conv(xp: jax.Array, kernel: jax.Array, strides: int) -> jax.Array:
   return y.reshape(batch, height, width, kernel.shape[-1])
 
 
+# Winograd F(2x2, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
+# 2016): input transform B^T, kernel transform G, output transform A^T; the 2-D transforms are
+# their Kronecker products, indexed (row, column) row-major.
+_WINOGRAD_BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float32)
+_WINOGRAD_G = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]], np.float32)
+_WINOGRAD_AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float32)
+_WINOGRAD_INPUT = np.kron(_WINOGRAD_BT, _WINOGRAD_BT)  # [16, 16] on a tile's 4x4 pixels
+_WINOGRAD_KERNEL = np.kron(_WINOGRAD_G, _WINOGRAD_G)  # [16, 9] on the 3x3 taps
+_WINOGRAD_OUTPUT = np.kron(_WINOGRAD_AT, _WINOGRAD_AT)  # [4, 16] -> a tile's 2x2 outputs
+# Winograd is used for stride-1 3x3 convs with at least this many input and output channels
+# (on CPU, float32/64 activations): there the GEMMs dominate and the transforms are cheap.
+_WINOGRAD_MIN_FEATURES = 256
+
+
+def _winograd_tiles(xp: jax.Array, rows: int, cols: int) -> jax.Array:
+  """[B, 2 * rows + 2, 2 * cols + 2, C] -> [16, B * rows * cols * C]: entry a * 4 + b holds
+  pixel (a, b) of every 4x4 input tile (tiles start every 2 pixels), read from the
+  space-to-depth view of ``xp`` as plain slices."""
+  batch, channels = xp.shape[0], xp.shape[-1]
+  xr = xp.reshape(batch, rows + 1, 2, cols + 1, 2, channels)
+  return jnp.stack([xr[:, a // 2:a // 2 + rows, a % 2, b // 2:b // 2 + cols, b % 2]
+                    for a in range(4) for b in range(4)]).reshape(16, -1)
+
+
+def _winograd_untile(d_tiles: jax.Array, batch: int, rows: int, cols: int) -> jax.Array:
+  """The transpose of `_winograd_tiles`: [16, B * rows * cols * C] -> [B, 2 * rows + 2,
+  2 * cols + 2, C], each tile pixel added back where it was read. Pixel (a, b) of tile (i, j)
+  is input pixel (2 (i + a // 2) + a % 2, ...): per input phase (a % 2, b % 2) four shifted
+  copies add up (tiles overlap by two pixels)."""
+  d_tiles = d_tiles.reshape(4, 4, batch, rows, cols, -1)
+  phase_rows = []
+  for row_phase in range(2):
+    phases = []
+    for col_phase in range(2):
+      phases.append(sum(
+          jnp.pad(d_tiles[2 * di + row_phase, 2 * dj + col_phase],
+                  ((0, 0), (di, 1 - di), (dj, 1 - dj), (0, 0)))
+          for di in range(2) for dj in range(2)))
+    phase_rows.append(jnp.stack(phases, axis=3))  # [B, rows + 1, cols + 1, 2, C]
+  dxp = jnp.stack(phase_rows, axis=2)  # [B, rows + 1, 2, cols + 1, 2, C]
+  return dxp.reshape(batch, 2 * rows + 2, 2 * cols + 2, -1)
+
+
+@jax.custom_vjp
+def _winograd_conv(xp: jax.Array, kernel: jax.Array) -> jax.Array:
+  """VALID stride-1 3x3 conv of an already padded input by Winograd F(2x2, 3x3):
+  [B, H + 2, W + 2, C] x [3, 3, C, O] -> [B, H, W, O] (float32 accumulation), H and W even.
+
+  Each 2x2 output tile is A^T [(G k G^T) * (B^T d B)] A of its 4x4 input tile d: 16 GEMMs of
+  [tiles, C] x [C, O], 2.25x fewer multiplications than the direct conv; the gradients are 16
+  GEMMs each too (`_winograd_bwd`). The transforms are small dense matrices applied as GEMMs:
+  XLA:CPU runs those at memory speed, while the same transforms as element-wise sums of slices,
+  and autodiff's scatter of the strided tile reads, took longer than the whole conv. At
+  16x32x512 -> 512 (the generator's residual blocks in the benchmark) value and gradients took
+  32-35 ms against 57-69 ms for the im2col GEMM; with 128 channels at 64x128 the transforms
+  dominate and it is slower, hence _WINOGRAD_MIN_FEATURES. The transforms hold only 0, +-1 and
+  +-1/2: float32 results differ from the direct conv by ~1e-6 relative.
+  """
+  return _winograd_fwd(xp, kernel)[0]
+
+
+def _winograd_fwd(xp, kernel):
+  batch, rows, cols = xp.shape[0], (xp.shape[1] - 2) // 2, (xp.shape[2] - 2) // 2
+  in_features, features = kernel.shape[2], kernel.shape[3]
+  acc = _acc_dtype(xp.dtype)
+  v = jnp.dot(jnp.asarray(_WINOGRAD_INPUT, xp.dtype), _winograd_tiles(xp, rows, cols),
+              preferred_element_type=acc).reshape(16, -1, in_features)
+  u = jnp.dot(jnp.asarray(_WINOGRAD_KERNEL, kernel.dtype), kernel.reshape(9, -1),
+              preferred_element_type=acc).reshape(16, in_features, features)
+  m = jnp.einsum('tpc,tco->tpo', v, u)
+  y = jnp.dot(jnp.asarray(_WINOGRAD_OUTPUT, acc), m.reshape(16, -1))
+  # (row, column) in the output tile first -> [B, H, W, O].
+  y = jnp.transpose(y.reshape(2, 2, batch, rows, cols, features), (2, 3, 0, 4, 1, 5))
+  return y.reshape(batch, 2 * rows, 2 * cols, features), (v, u)
+
+
+def _winograd_bwd(residuals, dy):
+  """dM = A dY A^T per tile; dV = dM U^T and dU = V^T dM (16 GEMMs each); dk = G^T dU G and
+  d(tiles) = B dV B^T as GEMMs with the transposed transforms, then the tiles' overlaps added."""
+  v, u = residuals
+  batch, height, width, features = dy.shape
+  rows, cols = height // 2, width // 2
+  dy_tiles = jnp.transpose(dy.reshape(batch, rows, 2, cols, 2, features), (2, 4, 0, 1, 3, 5))
+  dm = jnp.dot(jnp.asarray(_WINOGRAD_OUTPUT.T, dy.dtype), dy_tiles.reshape(4, -1))
+  dm = dm.reshape(16, -1, features)
+  dv = jnp.einsum('tpo,tco->tpc', dm, u)
+  du = jnp.einsum('tpc,tpo->tco', v, dm)
+  dk = jnp.dot(jnp.asarray(_WINOGRAD_KERNEL.T, du.dtype), du.reshape(16, -1))
+  d_tiles = jnp.dot(jnp.asarray(_WINOGRAD_INPUT.T, dv.dtype), dv.reshape(16, -1))
+  return (_winograd_untile(d_tiles, batch, rows, cols),
+          dk.reshape(3, 3, *u.shape[1:]))
+
+
+_winograd_conv.defvjp(_winograd_fwd, _winograd_bwd)
+
+
+def _use_winograd(x: jax.Array, k: int, strides: int, in_features: int, features: int,
+                  height: int, width: int) -> bool:
+  """Whether ``conv2d`` runs a 'same'-sized conv as `_winograd_conv` (see there): CPU only
+  (XLA:GPU's convs are not measured against it yet), not for bfloat16 operands (the transforms
+  would add their own roundings), even output sizes."""
+  return (k == 3 and strides == 1 and jax.default_backend() == 'cpu'
+          and x.dtype.itemsize >= 4 and height % 2 == 0 and width % 2 == 0
+          and min(in_features, features) >= _WINOGRAD_MIN_FEATURES)
+
+
 def _bands(rows: int, total_bytes: int, max_bytes: int) -> int:
   """The fewest bands of equal height that split ``rows`` into pieces of at most ``max_bytes``
   (of ``total_bytes``); ``rows`` itself if no divisor does."""
@@ -227,21 +334,22 @@ def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array, strides: int = 1, p
   batch, height, width, _ = x.shape
   out_pixels = (((height + 2 * p - k) // strides + 1) * ((width + 2 * p - k) // strides + 1))
   patch_bytes = batch * out_pixels * k * k * in_features * x.dtype.itemsize
+  mode = 'reflect' if padding_mode == 'reflect' else 'constant'
   if not _tuned_forms():
     if padding_mode == 'reflect' and p:
       x = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode='reflect')
       p = 0
     y = _conv(x, kernel, strides, ((p, p), (p, p)))
+  elif p == 1 and _use_winograd(x, k, strides, in_features, features, height, width):
+    y = _winograd_conv(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode=mode), kernel)
   elif ((k == 3 or (k == 4 and strides == 1 and features > 1))
         and patch_bytes <= _PATCH_CONV_MAX_BYTES):
-    mode = 'reflect' if padding_mode == 'reflect' else 'constant'
     y = _patch_conv(jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode=mode), kernel, strides)
   elif k == 3 and strides == 2 and jax.default_backend() == 'cpu':
     # Larger stride-2 3x3 convs (the first down conv at full resolution) as patch GEMMs over
     # bands of output rows, each band's patches within _PATCH_CONV_MAX_BYTES: the benchmark's
     # 128x256x64 down conv fwd+bwd took 28 instead of 32 ms. (Banding stride-1 blocks or the
     # smaller down convs was slower.)
-    mode = 'reflect' if padding_mode == 'reflect' else 'constant'
     xp = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode=mode)
     out_height = (height + 2 * p - k) // strides + 1
     bands = _bands(out_height, patch_bytes, _PATCH_CONV_MAX_BYTES)

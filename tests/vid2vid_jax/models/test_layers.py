@@ -178,25 +178,35 @@ def test_split_kernel_gradient_matches_autodiff(monkeypatch, module):
 
 
 _CONV_FORM_CASES = [
-    pytest.param(layers.Conv(4, 3, padding=1, padding_mode='reflect'), False, id='conv3_reflect'),
-    pytest.param(layers.Conv(4, 7, padding=3, padding_mode='reflect'), False, id='conv7_reflect'),
-    pytest.param(layers.Conv(4, 3, strides=2, padding=1), False, id='conv3_s2'),
-    pytest.param(layers.Conv(4, 3, strides=2, padding=1), True, id='conv3_s2_banded'),
-    pytest.param(layers.Conv(4, 4, padding=2), False, id='conv4_zero'),
-    pytest.param(layers.UpConv(4), False, id='upconv'),
-    pytest.param(layers.UpConv(4), True, id='upconv_banded'),
+    pytest.param(layers.Conv(4, 3, padding=1, padding_mode='reflect'), None, id='conv3_reflect'),
+    pytest.param(layers.Conv(4, 3, padding=1, padding_mode='reflect'), 'winograd',
+                 id='conv3_reflect_winograd'),
+    pytest.param(layers.Conv(4, 3, padding=1), 'winograd', id='conv3_zero_winograd'),
+    pytest.param(layers.Conv(4, 7, padding=3, padding_mode='reflect'), None, id='conv7_reflect'),
+    pytest.param(layers.Conv(4, 3, strides=2, padding=1), None, id='conv3_s2'),
+    pytest.param(layers.Conv(4, 3, strides=2, padding=1), 'banded', id='conv3_s2_banded'),
+    pytest.param(layers.Conv(4, 4, padding=2), None, id='conv4_zero'),
+    pytest.param(layers.UpConv(4), None, id='upconv'),
+    pytest.param(layers.UpConv(4), 'banded', id='upconv_banded'),
 ]
 
 
-@pytest.mark.parametrize('module,banded', _CONV_FORM_CASES)
-def test_tuned_and_plain_conv_forms_agree(monkeypatch, module, banded):
+@pytest.mark.parametrize('module,variant', _CONV_FORM_CASES)
+def test_tuned_and_plain_conv_forms_agree(monkeypatch, module, variant):
   """The tuned conv forms (the default) and one plain conv per layer are the same function:
   outputs, input gradients and parameter gradients; also when the CPU forms split their patch
-  matrices into bands of rows (forced here by tiny band sizes: 4 bands)."""
-  if banded:
-    assert jax.default_backend() == 'cpu'
+  matrices into bands of rows (forced here by tiny band sizes: 4 bands), and for the Winograd
+  form of 3x3 convs (forced here by a channel threshold of 1)."""
+  assert jax.default_backend() == 'cpu'
+  if variant == 'banded':
     monkeypatch.setattr(layers, '_UP_BWD_BAND_BYTES', 1)
     monkeypatch.setattr(layers, '_PATCH_CONV_MAX_BYTES', 2000)  # 2x4x5 outputs, 7200 bytes
+  winograd_calls = []
+  if variant == 'winograd':
+    monkeypatch.setattr(layers, '_WINOGRAD_MIN_FEATURES', 1)
+    winograd = layers._winograd_conv
+    monkeypatch.setattr(layers, '_winograd_conv',
+                        lambda *a: winograd_calls.append(1) or winograd(*a))
   rng = np.random.default_rng(5)
   x = jnp.asarray(rng.normal(size=(2, 8, 10, 5)).astype(np.float32))
   variables = module.init(jax.random.key(3), x)
@@ -210,5 +220,29 @@ def test_tuned_and_plain_conv_forms_agree(monkeypatch, module, banded):
   for tuned, plain in zip(jax.tree_util.tree_leaves(results['tuned']),
                         jax.tree_util.tree_leaves(results['plain'])):
     np.testing.assert_allclose(tuned, plain, rtol=1e-4, atol=1e-4)
+  assert bool(winograd_calls) == (variant == 'winograd')
   with pytest.raises(ValueError, match='conv forms'):
     layers.set_conv_forms('cudnn')
+
+
+def test_winograd_conv_at_generator_width():
+  """The Winograd form at the width where conv2d uses it by default (512 channels, a residual
+  block of the 256x128 generator at 1/8 size, batch 2) against XLA's float64 conv, and its
+  fallback for odd sizes."""
+  rng = np.random.default_rng(6)
+  x = rng.normal(size=(2, 4, 6, 512))
+  kernel = 0.02 * rng.normal(size=(3, 3, 512, 512))
+  xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode='reflect')
+  ref = jax.lax.conv_general_dilated(xp, kernel, (1, 1), 'VALID',
+                                     dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+                                     precision='highest')
+  assert layers._use_winograd(jnp.asarray(x, jnp.float32), 3, 1, 512, 512, 4, 6)
+  out = layers.conv2d(jnp.asarray(x, jnp.float32), jnp.asarray(kernel, jnp.float32),
+                      jnp.zeros(512), padding=1, padding_mode='reflect')
+  rel = np.linalg.norm(np.asarray(out, np.float64) - ref) / np.linalg.norm(ref)
+  assert rel < 2e-6, rel
+  # Odd sizes, strides, bfloat16 operands and narrow convs keep the direct forms.
+  assert not layers._use_winograd(jnp.asarray(x, jnp.float32), 3, 1, 512, 512, 5, 6)
+  assert not layers._use_winograd(jnp.asarray(x, jnp.float32), 3, 2, 512, 512, 4, 6)
+  assert not layers._use_winograd(jnp.asarray(x, jnp.bfloat16), 3, 1, 512, 512, 4, 6)
+  assert not layers._use_winograd(jnp.asarray(x, jnp.float32), 3, 1, 128, 512, 4, 6)
