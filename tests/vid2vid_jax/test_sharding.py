@@ -106,18 +106,26 @@ def test_sharded_steps_match_one_device(equivalence, case):
   for step, tol in ((0, 1e-5), (1, 1e-3)):
     for key, value in ref[step].items():
       assert got[step][key] == pytest.approx(value, rel=tol, abs=1e-6), (step, key)
-  # The first step's parameter updates (Adam, lr 4e-4): every leaf's update agrees to 1e-3 in
-  # norm and no entry is off by more than a quarter of the learning rate. (Summation order moves
-  # a predicted flow across a pixel boundary now and then, where the bilinear warp's gradient
-  # jumps, so single entries differ more than the norm does. Biases feeding a norm have zero true
-  # gradient: their updates are rounding noise, hence the absolute floor of 1e-5 (1e-7 each).)
+  # The first step's parameter updates (Adam, lr 4e-4): all updates together agree to 5e-3 in
+  # norm, every leaf's to 2e-2, and no entry is off by more than half the learning rate. A
+  # sharding bug (a missing gradient all-reduce, per-device norm statistics, a lost halo) moves
+  # updates by tens of percent. Summation order moves a predicted flow across a pixel boundary
+  # now and then, where the bilinear warp's gradient jumps, and that spreads through the shared
+  # encoders: on a Zen 3 CPU (2026-12-06) the 'data' case's updates differ by 0.17% overall,
+  # 0.60% in the worst kernel and 9.4e-5 in the worst entry (fsdp_spatial: 0.011%, 0.027%,
+  # 4e-6); earlier CI machines stayed within 1e-3 per leaf. Biases feeding a norm have zero
+  # true gradient: their updates are rounding noise, hence the absolute floor of 1e-5.
   keys = [k[len('init/'):] for k in params.files if k.startswith('init/')]
   assert len(keys) == meta[case]['n_params']
+  total_diff = total_ref = 0.0
   for key in keys:
     init = params[f'init/{key}']
     update, ref_update = params[f'{case}/{key}'] - init, params[f'one_device/{key}'] - init
-    assert np.max(np.abs(update - ref_update)) <= 1e-4, key
-    assert np.linalg.norm(update - ref_update) <= 1e-3 * np.linalg.norm(ref_update) + 1e-5, key
+    assert np.max(np.abs(update - ref_update)) <= 2e-4, key
+    assert np.linalg.norm(update - ref_update) <= 2e-2 * np.linalg.norm(ref_update) + 1e-5, key
+    total_diff += np.sum(np.square(update - ref_update, dtype=np.float64))
+    total_ref += np.sum(np.square(ref_update, dtype=np.float64))
+  assert np.sqrt(total_diff / total_ref) <= 5e-3
 
 
 def test_sharded_layouts(equivalence):
