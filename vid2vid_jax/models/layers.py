@@ -248,8 +248,8 @@ def _winograd_conv(xp: jax.Array, kernel: jax.Array) -> jax.Array:
   and autodiff's scatter of the strided tile reads, took longer than the whole conv. At
   16x32x512 -> 512 (the generator's residual blocks in the benchmark) value and gradients took
   32-35 ms against 57-69 ms for the im2col GEMM; with 128 channels at 64x128 the transforms
-  dominate and it is slower, hence _WINOGRAD_MIN_FEATURES. The transforms hold only 0, +-1 and
-  +-1/2: float32 results differ from the direct conv by ~1e-6 relative.
+  dominate and it is slower, hence _WINOGRAD_MIN_FEATURES. The transforms hold only 0, +-1,
+  +-1/2 and +-1/4: float32 results differ from the direct conv by ~1e-6 relative.
   """
   return _winograd_fwd(xp, kernel)[0]
 
