@@ -185,5 +185,9 @@ def get_config() -> ml_collections.ConfigDict:
   ev.num_sequences = -1  # -1 = all test sequences.
   ev.results_dir = ''  # '' = {workdir}/eval (orig: --results_dir).
   ev.fps = 15  # frames per second of the written mp4s.
-  ev.metrics = ('psnr', 'ssim', 'warp_error')  # per-frame metrics written to metrics.json.
+  ev.metrics = ('psnr', 'ssim', 'warp_error', 'fvd')  # any of psnr | ssim | warp_error (per
+  #   frame) | fvd (16-frame clips, Kinetics-400 I3D; needs the optional extra 'fvd').
+  ev.baselines = True  # also score label-mean (colours from the training split), freeze-first,
+  #   copy-previous and exact-flow oracle predictions where the data allows (metrics.json).
+  ev.fvd_clip_stride = 16  # frames between FVD clip starts (16 = non-overlapping clips).
   return config

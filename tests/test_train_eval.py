@@ -96,6 +96,7 @@ def test_resume_equals_uninterrupted_and_eval(data_root, tmp_path):
 
   # Eval streams a test sequence 3x longer than the training clips.
   config = tiny_config(data_root)
+  config.eval.metrics = ('psnr', 'ssim', 'warp_error')  # FVD: tests/vid2vid_jax/test_inference.py
   report = inference.evaluate(config, interrupted)
   (name, seq), = report['sequences'].items()
   assert seq['num_frames'] == TEST_FRAMES - (config.model.generator.n_frames_G - 1)
@@ -105,7 +106,11 @@ def test_resume_equals_uninterrupted_and_eval(data_root, tmp_path):
   video = video_io.read_video(out / f'{name}.mp4')
   assert video.shape == (seq['num_frames'], 32, 32, 3)
   panel = video_io.read_video(out / f'{name}_side_by_side.mp4')
-  assert panel.shape == (seq['num_frames'], 32, 96, 3)  # cond | result | ground truth
+  # Captioned cond | result | ground truth, each upscaled 4x to 128x128 under a 10 px caption.
+  assert panel.shape == (seq['num_frames'], 138, 384, 3)
+  assert set(report['baselines']) == {'label_mean', 'freeze_first', 'copy_previous',
+                                      'flow_oracle'}
+  assert (out / 'metrics.png').exists()
   assert len(list((out / name / 'frames').glob('*.png'))) == seq['num_frames']
 
 

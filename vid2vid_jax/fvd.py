@@ -12,6 +12,7 @@ across methods scored on the same clips.
 from collections.abc import Iterable
 import functools
 from typing import Any
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -94,11 +95,15 @@ def gaussian_fit(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def frechet_distance(mu_a: np.ndarray, sigma_a: np.ndarray, mu_b: np.ndarray,
                      sigma_b: np.ndarray) -> float:
   """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)) between two Gaussians."""
-  covmean, _ = scipy.linalg.sqrtm(sigma_a @ sigma_b, disp=False)
+  with warnings.catch_warnings():  # fewer clips than dimensions: singular by construction
+    warnings.simplefilter('ignore', scipy.linalg.LinAlgWarning)
+    covmean = scipy.linalg.sqrtm(sigma_a @ sigma_b)
   if not np.all(np.isfinite(covmean)):
     # Singular products (fewer clips than dimensions): regularise as pytorch-fid does.
     offset = np.eye(sigma_a.shape[0]) * 1e-6
-    covmean = scipy.linalg.sqrtm((sigma_a + offset) @ (sigma_b + offset))
+    with warnings.catch_warnings():
+      warnings.simplefilter('ignore', scipy.linalg.LinAlgWarning)
+      covmean = scipy.linalg.sqrtm((sigma_a + offset) @ (sigma_b + offset))
   covmean = np.real(covmean)  # imaginary parts are round-off of a PSD product
   diff = mu_a - mu_b
   value = diff @ diff + np.trace(sigma_a) + np.trace(sigma_b) - 2.0 * np.trace(covmean)

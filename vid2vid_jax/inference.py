@@ -7,9 +7,11 @@ and written out (PNG, mp4, side-by-side mp4) as they are produced. As in the ori
 only; each spatial scale keeps its own history of generated frames.
 """
 
+import collections
 from collections.abc import Callable, Iterable, Iterator, Mapping
 import dataclasses
 import functools
+import itertools
 import json
 import os
 import pathlib
@@ -20,7 +22,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vid2vid_jax import baselines as baselines_lib
+from vid2vid_jax import fvd as fvd_lib
 from vid2vid_jax import metrics as metrics_lib
+from vid2vid_jax import plots
 from vid2vid_jax import rollout
 from vid2vid_jax import video_io
 from vid2vid_jax.models import generator as generator_lib
@@ -29,6 +34,7 @@ from vid2vid_jax.models import layers
 Frame = Mapping[str, np.ndarray]  # 'cond' [H, W, C], optional 'image' [H, W, 3] in [-1, 1],
 #                                   'inst' [H, W] int, 'flow_gt' [H, W, 2] (t -> t-1),
 #                                   'conf_gt' [H, W, 1]
+_MIN_PANEL_HEIGHT = 128  # side-by-side panels are upscaled (nearest) to at least this height
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,79 +153,224 @@ class SequenceGenerator:
         yield f, o
 
 
+METRICS = ('psnr', 'ssim', 'warp_error', 'fvd')
+
+
+def check_metrics(metrics: Iterable[str]) -> tuple[str, ...]:
+  """Validates config.eval.metrics: a subset of METRICS (raises ValueError naming the option)."""
+  metrics = tuple(metrics)
+  unknown = sorted(set(metrics) - set(METRICS))
+  if unknown:
+    raise ValueError(f'config.eval.metrics: unknown metric(s) {unknown}; choose from '
+                     f'{", ".join(METRICS)}')
+  return metrics
+
+
+def _reference_flow(frame: Frame, flow_fn: Callable | None
+                    ) -> tuple[np.ndarray, np.ndarray | None] | None:
+  """(flow [1, H, W, 2] t -> t-1, conf [1, H, W, 1] or None) of the real video at this frame:
+  the dataset's flow, else flow_fn on the real frames, else None."""
+  if 'flow_gt' in frame:
+    conf = frame.get('conf_gt')
+    return frame['flow_gt'][None], None if conf is None else conf[None]
+  if flow_fn is not None and 'image' in frame and 'prev_image' in frame:
+    flow, conf = flow_fn(frame['image'][None], frame['prev_image'][None])
+    return np.asarray(flow), np.asarray(conf)
+  return None
+
+
 def _frame_metrics(fake: np.ndarray, frame: Frame, prev_fake: np.ndarray | None,
-                   flow_fn: Callable | None) -> dict[str, float]:
+                   flow: tuple[np.ndarray, np.ndarray | None] | None,
+                   metrics: Iterable[str]) -> dict[str, float]:
+  """The requested per-frame scores of one predicted frame [H, W, 3] in [-1, 1]."""
   out = {}
   if 'image' in frame:
     real = frame['image'][None]
-    out['psnr'] = float(metrics_lib.psnr(fake[None], real)[0])
-    if min(fake.shape[:2]) >= 11:
+    if 'psnr' in metrics:
+      out['psnr'] = float(metrics_lib.psnr(fake[None], real)[0])
+    if 'ssim' in metrics and min(fake.shape[:2]) >= 11:
       out['ssim'] = float(metrics_lib.ssim(fake[None], real)[0])
-  if prev_fake is not None:
-    if 'flow_gt' in frame:
-      flow, conf = frame['flow_gt'][None], frame.get('conf_gt', None)
-      conf = None if conf is None else conf[None]
-    elif flow_fn is not None and 'image' in frame and 'prev_image' in frame:
-      flow, conf = flow_fn(frame['image'][None], frame['prev_image'][None])
-    else:
-      flow = None
-    if flow is not None:
-      out['warp_error'] = float(metrics_lib.warping_error(fake[None], prev_fake[None], flow,
-                                                          conf)[0])
+  if 'warp_error' in metrics and prev_fake is not None and flow is not None:
+    out['warp_error'] = float(metrics_lib.warping_error(fake[None], prev_fake[None], *flow)[0])
   return out
+
+
+class _ClipCutter:
+  """Cuts a stream of frames into clips of ``length`` frames starting every ``stride`` frames."""
+
+  def __init__(self, length: int, stride: int):
+    self.length, self.stride = length, stride
+    self._frames: collections.deque = collections.deque(maxlen=length)
+    self._count = 0
+
+  def push(self, frame: np.ndarray) -> np.ndarray | None:
+    """Adds one frame; returns [length, H, W, C] when a clip ends at this frame."""
+    self._frames.append(frame)
+    self._count += 1
+    start = self._count - self.length
+    if start >= 0 and start % self.stride == 0:
+      return np.stack(self._frames)
+    return None
+
+
+def _means(per_frame: list[dict[str, float]]) -> dict[str, float]:
+  keys = sorted({k for f in per_frame for k in f if k != 'index'})
+  return {k: float(np.mean([f[k] for f in per_frame if k in f])) for k in keys}
+
+
+def summary_table(report: Mapping[str, Any]) -> str:
+  """A text table of the mean scores (and FVD) of the model, the baselines and the real video."""
+  rows = {'model': dict(report.get('mean', {}))}
+  for name, baseline in report.get('baselines', {}).items():
+    rows[name] = dict(baseline['mean'])
+  if report.get('ground_truth'):
+    rows['ground truth'] = dict(report['ground_truth']['mean'])
+  for name, value in (report.get('fvd') or {}).get('scores', {}).items():
+    if name in rows:
+      rows[name]['fvd'] = value
+  columns = [m for m in METRICS if any(m in r for r in rows.values())]
+  lines = [f'{"method":<14}' + ''.join(f'{c:>12}' for c in columns)]
+  for name, row in rows.items():
+    cells = ''.join(f'{row[c]:>12.4g}' if row.get(c) is not None else f'{"-":>12}'
+                    for c in columns)
+    lines.append(f'{name:<14}{cells}')
+  return '\n'.join(lines)
 
 
 def evaluate_sequences(sequence_generator: SequenceGenerator, g_params: Any,
                        sequences: Iterable[tuple[str, Iterable[Frame]]], out_dir: str | os.PathLike,
                        *, label_nc: int, fps: float, max_frames: int | None = None,
                        first_frame_fn: Callable | None = None, flow_fn: Callable | None = None,
-                       write_png: bool = True) -> dict[str, Any]:
-  """Generates, writes and scores every sequence.
+                       write_png: bool = True,
+                       metrics: Iterable[str] = ('psnr', 'ssim', 'warp_error'),
+                       label_colours: np.ndarray | None = None, use_baselines: bool = True,
+                       fvd_extractor: Callable[[np.ndarray], np.ndarray] | None = None,
+                       fvd_clip_stride: int = fvd_lib.CLIP_FRAMES) -> dict[str, Any]:
+  """Generates, writes and scores every sequence, next to the baselines.
 
   Writes under ``out_dir``: ``<seq>/frames/<index>.png``, ``<seq>.mp4`` (result),
-  ``<seq>_side_by_side.mp4`` (conditioning | result | ground truth when present) and
-  ``metrics.json`` (per-frame PSNR / SSIM against the ground truth and temporal warping error
-  along the dataset's flows or FlowNet2's, with per-sequence and overall means).
+  ``<seq>_side_by_side.mp4`` (captioned conditioning | ours | ground truth when present),
+  ``metrics.json`` and ``metrics.png`` (`plots.plot_metrics`).
+
+  metrics.json holds, for the model, per-frame and mean scores of ``metrics`` ('psnr' and
+  'ssim' against the ground truth, 'warp_error' along the dataset's flows or FlowNet2's), under
+  'sequences' and 'mean'; the same for every applicable baseline (`baselines.applicable`; the
+  label-mean and oracle baselines need ``label_colours``) under 'baselines'; the real video's
+  warp error under 'ground_truth'; and with 'fvd', FVD against the real clips of the model and
+  of every baseline under 'fvd'. FVD clips are 16 consecutive scored frames, one every
+  ``fvd_clip_stride`` frames, taken from the 8-bit frames as written; sequences with fewer
+  than 16 scored frames give no clip and are listed in 'fvd'/'short_sequences', and FVD is
+  None while fewer than 2 clips exist.
+
+  Args:
+    fvd_extractor: clips [N, 16, H, W, 3] in [-1, 1] -> I3D features [N, D]; default
+      `fvd.FeatureExtractor` (needs the optional extra 'fvd').
 
   Returns:
     The metrics dict written to metrics.json.
   """
+  metrics = check_metrics(metrics)
+  use_fvd = 'fvd' in metrics
+  if use_fvd and fvd_extractor is None:
+    fvd_extractor = fvd_lib.FeatureExtractor()
+  context = sequence_generator.n_frames_G - 1
   out_dir = pathlib.Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
-  report: dict[str, Any] = {'sequences': {}}
+  report: dict[str, Any] = {'metrics': list(metrics), 'sequences': {}, 'baselines': {},
+                            'ground_truth': {'sequences': {}}}
+  features: dict[str, list[np.ndarray]] = {}
+  short_sequences = []
   for name, frames in sequences:
-    per_frame = []
-    prev_fake = None
-    prev_image = None
+    iterator = iter(frames)
+    first = next(iterator, None)
+    if first is None:
+      continue
+    methods = baselines_lib.applicable(first, context, label_colours) if use_baselines else {}
+    streams = itertools.tee(itertools.chain([first], iterator), 1 + len(methods))
+    predictors = {k: fn(s) for (k, fn), s in zip(methods.items(), streams[1:])}
+    scores: dict[str, list[dict[str, float]]] = {k: [] for k in ('model', *methods, 'real')}
+    previous: dict[str, np.ndarray | None] = {k: None for k in scores}
+    with_real = 'image' in first
+    cutter = _ClipCutter(fvd_lib.CLIP_FRAMES, fvd_clip_stride) if use_fvd and with_real else None
     with video_io.VideoWriter(out_dir / f'{name}.mp4', fps) as result_video, \
         video_io.VideoWriter(out_dir / f'{name}_side_by_side.mp4', fps) as panel_video:
       for index, (frame, fake) in enumerate(sequence_generator.run(
-          g_params, frames, first_frame_fn=first_frame_fn, max_frames=max_frames)):
-        if prev_image is not None and 'image' in frame:
-          frame = {**frame, 'prev_image': prev_image}
-        scores = _frame_metrics(fake, frame, prev_fake, flow_fn)
-        per_frame.append({'index': index, **scores})
+          g_params, streams[0], first_frame_fn=first_frame_fn, max_frames=max_frames)):
+        if previous['real'] is not None:
+          frame = {**frame, 'prev_image': previous['real']}
+        flow = _reference_flow(frame, flow_fn) if 'warp_error' in metrics else None
+        predictions = {'model': fake, **{k: next(p) for k, p in predictors.items()}}
+        if with_real:
+          predictions['real'] = frame['image']
+        for method, prediction in predictions.items():
+          wanted = ('warp_error',) if method == 'real' else metrics
+          scores[method].append({'index': index, **_frame_metrics(
+              prediction, frame, previous[method], flow, wanted)})
+          previous[method] = prediction
         fake_u8 = video_io.to_uint8(fake)
         panels = [video_io.colorize_cond(frame['cond'], label_nc), fake_u8]
-        if 'image' in frame:
+        captions = ['conditioning', 'ours']
+        if with_real:
           panels.append(video_io.to_uint8(frame['image']))
+          captions.append('ground truth')
         result_video.append(fake_u8)
-        panel_video.append(video_io.side_by_side(panels))
+        panel_video.append(video_io.side_by_side(
+            [video_io.upscale(p, _MIN_PANEL_HEIGHT) for p in panels], captions))
         if write_png:
           video_io.write_png(out_dir / name / 'frames' / f'{index:05d}.png', fake_u8)
-        prev_fake, prev_image = fake, frame.get('image')
-    keys = sorted({k for f in per_frame for k in f if k != 'index'})
-    mean = {k: float(np.mean([f[k] for f in per_frame if k in f])) for k in keys}
-    report['sequences'][name] = {'frames': per_frame, 'mean': mean,
-                                 'num_frames': len(per_frame)}
-    logging.info('%s: %d frames, %s', name, len(per_frame), mean)
-  all_frames = [f for s in report['sequences'].values() for f in s['frames']]
-  keys = sorted({k for f in all_frames for k in f if k != 'index'})
-  report['mean'] = {k: float(np.mean([f[k] for f in all_frames if k in f])) for k in keys}
+        if cutter is not None:
+          clip = cutter.push(np.stack([video_io.to_uint8(p) for p in predictions.values()]))
+          if clip is not None:  # [16, methods, H, W, 3] -> one batch of clips, one per method
+            batch = np.swapaxes(clip, 0, 1).astype(np.float32) / 127.5 - 1.0
+            for method, feature in zip(predictions, np.asarray(fvd_extractor(batch))):
+              features.setdefault(method, []).append(feature)
+    if use_fvd and len(scores['model']) < fvd_lib.CLIP_FRAMES:
+      short_sequences.append(name)
+    model = scores.pop('model')
+    report['sequences'][name] = {'frames': model, 'mean': _means(model),
+                                 'num_frames': len(model)}
+    real = scores.pop('real')
+    if with_real and 'warp_error' in metrics:
+      report['ground_truth']['sequences'][name] = {'frames': real, 'mean': _means(real)}
+    for method, per_frame in scores.items():
+      report['baselines'].setdefault(method, {'sequences': {}})['sequences'][name] = {
+          'frames': per_frame, 'mean': _means(per_frame)}
+    logging.info('%s: %d frames, %s', name, len(model), report['sequences'][name]['mean'])
+  report['mean'] = _means([f for s in report['sequences'].values() for f in s['frames']])
+  for entry in (*report['baselines'].values(), report['ground_truth']):
+    entry['mean'] = _means([f for s in entry['sequences'].values() for f in s['frames']])
+  if not report['ground_truth']['sequences']:
+    report['ground_truth'] = {}
+  if use_fvd:
+    report['fvd'] = _fvd_report(features, fvd_clip_stride, short_sequences)
   tmp = out_dir / '.metrics.json.tmp'
   tmp.write_text(json.dumps(report, indent=1))
   os.replace(tmp, out_dir / 'metrics.json')
+  plots.plot_metrics(report, out_dir / 'metrics.png')
+  for line in summary_table(report).splitlines():
+    logging.info('%s', line)
   return report
+
+
+def _fvd_report(features: Mapping[str, list[np.ndarray]], stride: int,
+                short_sequences: list[str]) -> dict[str, Any]:
+  """FVD of every method against the real clips (None with fewer than 2 clips)."""
+  real = np.asarray(features.get('real', []))
+  num_clips = len(real)
+  scores = {}
+  for method, feats in features.items():
+    if method != 'real':
+      scores[method] = (fvd_lib.fvd_from_features(real, np.asarray(feats))
+                        if num_clips >= 2 else None)
+  if short_sequences:
+    logging.warning('FVD: %d sequence(s) have fewer than %d scored frames and give no clip: %s',
+                    len(short_sequences), fvd_lib.CLIP_FRAMES, short_sequences)
+  if num_clips < 2:
+    logging.warning('FVD needs at least 2 clips of %d frames; got %d', fvd_lib.CLIP_FRAMES,
+                    num_clips)
+  return {'features': 'i3d_kinetics400_logits', 'resolution': fvd_lib.RESOLUTION,
+          'clip_frames': fvd_lib.CLIP_FRAMES, 'clip_stride': stride, 'num_clips': num_clips,
+          'short_sequences': short_sequences, 'scores': scores}
 
 
 def load_generator_params(config: Any, workdir: str | os.PathLike) -> Any:
@@ -269,6 +420,11 @@ def evaluate(config: Any, workdir: str | os.PathLike) -> dict[str, Any]:
     from flow import checkpoint as flow_checkpoint  # pylint: disable=g-import-not-at-top
     flow_fn = jax.jit(functools.partial(flow_api.compute_flow_and_conf,
                                         flow_checkpoint.load_flownet2(config.flow.checkpoint)))
+  metrics = check_metrics(config.eval.metrics)
+  fvd_extractor = fvd_lib.FeatureExtractor() if 'fvd' in metrics else None  # fails early
+  colours = None
+  if config.eval.baselines and config.data.label_nc > 0:
+    colours = _label_mean_colours(config)
   sequences = input_pipeline.iterate_test_sequences(config, split=config.eval.phase)
   if config.eval.num_sequences > 0:
     sequences = (s for i, s in zip(range(config.eval.num_sequences), sequences))
@@ -276,7 +432,20 @@ def evaluate(config: Any, workdir: str | os.PathLike) -> dict[str, Any]:
   return evaluate_sequences(sequence_generator, g_params, sequences, out_dir,
                             label_nc=config.data.label_nc, fps=config.eval.fps,
                             max_frames=config.eval.how_many, first_frame_fn=first_frame_fn,
-                            flow_fn=flow_fn)
+                            flow_fn=flow_fn, metrics=metrics, label_colours=colours,
+                            use_baselines=config.eval.baselines, fvd_extractor=fvd_extractor,
+                            fvd_clip_stride=config.eval.fvd_clip_stride)
+
+
+def _label_mean_colours(config: Any) -> np.ndarray:
+  """[label_nc, 3] mean colour of every label over the training split (data.phase)."""
+  import input_pipeline  # pylint: disable=g-import-not-at-top
+  try:
+    train = [frames for _, frames in input_pipeline.iterate_test_sequences(config, split='train')]
+    return baselines_lib.label_mean_colours(train, config.data.label_nc)
+  except ValueError as e:
+    raise ValueError(f'the label-mean baselines take their colours from the training split '
+                     f'({e}); set config.eval.baselines=False to skip the baselines') from e
 
 
 def _first_frame_fn(config: Any) -> Callable[[list[Frame]], np.ndarray]:

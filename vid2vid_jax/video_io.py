@@ -9,6 +9,7 @@ import pathlib
 import tempfile
 from collections.abc import Iterable, Sequence
 
+import cv2
 import imageio.v2 as imageio
 import numpy as np
 
@@ -82,12 +83,51 @@ def flow_to_rgb(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndar
   return (rgb * 255).astype(np.uint8)
 
 
-def side_by_side(panels: Sequence[np.ndarray]) -> np.ndarray:
-  """Concatenates [H, W_i, 3] uint8 panels along the width."""
+def _caption_strip(text: str, width: int) -> np.ndarray:
+  """[h, width, 3] uint8: ``text`` in white on black, shrunk to fit, h ~ width / 12 (>= 10)."""
+  height = max(10, min(32, width // 12))
+  font = cv2.FONT_HERSHEY_SIMPLEX
+  scale = 1.0
+  while scale > 0.2:
+    (text_w, text_h), _ = cv2.getTextSize(text, font, scale, 1)
+    if text_w <= width - 4 and text_h <= height - 4:
+      break
+    scale *= 0.9
+  strip = np.zeros((height, width, 3), np.uint8)
+  (text_w, text_h), _ = cv2.getTextSize(text, font, scale, 1)
+  origin = (max(2, (width - text_w) // 2), (height + text_h) // 2)
+  cv2.putText(strip, text, origin, font, scale, (255, 255, 255), 1, cv2.LINE_AA)
+  return strip
+
+
+def side_by_side(panels: Sequence[np.ndarray],
+                 captions: Sequence[str] | None = None) -> np.ndarray:
+  """Concatenates [H, W_i, 3] uint8 panels along the width.
+
+  With ``captions`` (one per panel) a caption strip is drawn above every panel, and the result
+  is [H + h, sum W_i, 3] with h the tallest strip (~W / 12 pixels, at least 10).
+  """
   heights = {p.shape[0] for p in panels}
   if len(heights) != 1:
     raise ValueError(f'side_by_side needs panels of one height, got {sorted(heights)}')
-  return np.concatenate(list(panels), axis=1)
+  if captions is None:
+    return np.concatenate(list(panels), axis=1)
+  if len(captions) != len(panels):
+    raise ValueError(f'side_by_side: {len(captions)} captions for {len(panels)} panels')
+  strips = [_caption_strip(c, p.shape[1]) for c, p in zip(captions, panels)]
+  top = max(s.shape[0] for s in strips)
+  strips = [np.pad(s, ((top - s.shape[0], 0), (0, 0), (0, 0))) for s in strips]
+  return np.concatenate([np.concatenate([s, np.asarray(p, np.uint8)])
+                         for s, p in zip(strips, panels)], axis=1)
+
+
+def upscale(image: np.ndarray, min_height: int) -> np.ndarray:
+  """Nearest-neighbour upscaling of [H, W, C] by the smallest integer factor reaching
+  ``min_height`` rows (unchanged when H >= min_height)."""
+  factor = -(-min_height // image.shape[0])
+  if factor <= 1:
+    return image
+  return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
 
 
 def _atomic_target(path: pathlib.Path) -> tuple[int, str]:
