@@ -99,6 +99,10 @@ def get_config() -> ml_collections.ConfigDict:
   loss.lambda_mask = 0.0  # weight of the W term pushing the blend weight to the warped frame
   #   where the flow is reliable; 0 = the original's rule (on, weight 1, only for first_frame.mode
   #   'generate').
+  loss.lambda_occlusion = 0.0  # weight of a term pushing the blend weight to the hallucinated
+  #   image where the reference flow is unreliable (newly visible pixels); not in the original.
+  loss.warp_flow_grad = True  # image losses train the flow through the warp (the original);
+  #   False: only the flow (F_Flow) and warp (F_Warp) terms train it.
   loss.vgg_weights = ''  # torchvision vgg19 .pth or our converted .npz; required when use_vgg.
 
   # ---------------------------------------------------------------- training

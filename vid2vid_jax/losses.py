@@ -216,6 +216,23 @@ def mask_loss(weight: Array, conf_ref: Array) -> Array:
   return masked_l1(weight, jnp.zeros_like(weight), conf_ref)
 
 
+def occlusion_loss(weight: Array, conf_ref: Array) -> Array:
+  """The blending weight where the reference flow is NOT reliable, masked L1 against 1 (ours).
+
+  The counterpart of `mask_loss`: where the previous frame cannot be warped into the current one
+  (newly visible or occluded pixels, conf_ref 0) the generator should use its hallucinated image
+  (weight 1) instead of warped border pixels. Not in the original.
+
+  Args:
+    weight: [..., H, W, 1] the generator's sigmoid mask in [0, 1] (1 = hallucinated image).
+    conf_ref: [..., H, W, 1] reference-flow confidence in [0, 1].
+
+  Returns:
+    Scalar float32 in [0, 1].
+  """
+  return masked_l1(weight, jnp.ones_like(weight), 1.0 - conf_ref)
+
+
 def fake_warp_loss(fake: Array, fake_prev: Array, flow_ref: Array, conf_ref: Array) -> Array:
   """G_Warp before its weight: temporal consistency of the generated video along the real flow.
 
@@ -261,6 +278,8 @@ class LossWeights:
     lambda_l2: weight of a pixel squared-error term on the same images (NOT in the original;
       0 = off). Where a label's colour is uncertain L1 pulls towards the median colour and L2
       towards the mean, which is what PSNR rewards.
+    lambda_occlusion: weight of the occlusion term (`occlusion_loss`, NOT in the original;
+      0 = off): blend weight 1 where the reference flow is unreliable.
   """
   gan_mode: str = 'ls'
   lambda_feat: float = 10.0
@@ -277,6 +296,7 @@ class LossWeights:
   no_flow: bool = False
   lambda_l1: float = 0.0
   lambda_l2: float = 0.0
+  lambda_occlusion: float = 0.0
 
   def __post_init__(self):
     if self.gan_mode not in GAN_MODES:
@@ -318,6 +338,7 @@ def loss_weights_from_config(config: Any) -> LossWeights:
       no_flow=bool(g.no_flow),
       lambda_l1=float(loss.lambda_l1),
       lambda_l2=float(loss.lambda_l2),
+      lambda_occlusion=float(loss.lambda_occlusion),
   )
 
 
@@ -383,6 +404,7 @@ def generator_loss_terms(
     'g/flow' F_Flow: lambda_F / 2**(n_scales_spatial-1) * flow_loss (unless no_flow).
     'g/warp' F_Warp: lambda_T * warp_loss (unless no_flow).
     'g/mask' W: lambda_mask * mask_loss (if use_mask_loss and not no_flow).
+    'g/occlusion': lambda_occlusion * occlusion_loss (ours, if lambda_occlusion > 0).
     'g/fake_warp' G_Warp: lambda_T * fake_warp_loss (when fake_prev and flow_ref are given).
     'g/face_gan', 'g/face_gan_feat' G_f_GAN, G_f_GAN_Feat: times face_weight (if the face D ran).
     'g/t_gan_{s}', 'g/t_gan_feat_{s}' G_T_GAN, G_T_GAN_Feat of temporal scale s, for every
@@ -458,6 +480,10 @@ def generator_loss_terms(
     terms['g/warp'] = w.lambda_T * warp_loss(real_prev, real, flow, conf_ref)
     if w.use_mask_loss:
       terms['g/mask'] = w.lambda_mask * mask_loss(weight, conf_ref)
+    if w.lambda_occlusion > 0:
+      if weight is None:
+        raise ValueError('the occlusion term (lambda_occlusion > 0) needs weight')
+      terms['g/occlusion'] = w.lambda_occlusion * occlusion_loss(weight, conf_ref)
 
   if fake_prev is not None:
     if flow_ref is None or conf_ref is None:

@@ -409,6 +409,7 @@ class StepOptions:
   remat: rematerialise each generated frame.
   ema_decay: 0 = no EMA.
   unroll: unroll the rollout's time loop (see `rollout.generate`).
+  warp_flow_grad: image losses reach the flow through the warp (config loss.warp_flow_grad).
   """
   frames_backpropagate: int = 1
   train_coarse: bool = True
@@ -417,6 +418,7 @@ class StepOptions:
   remat: bool = False
   ema_decay: float = 0.0
   unroll: bool = False
+  warp_flow_grad: bool = True
 
 
 def _flat(x: Array) -> Array:
@@ -451,11 +453,12 @@ def _reference_flows(models: Models, options: StepOptions, chunk: Mapping[str, A
   return jnp.concatenate([zeros, zeros], axis=-1), zeros
 
 
-def _window_flows(options: StepOptions, flow_fn: Callable | None, windows: Array,
-                  flow_windows: Array, scale: int, n_frames_D: int) -> Array:
+def _window_flows(flow_fn: Callable | None, windows: Array, flow_windows: Array, scale: int,
+                  n_frames_D: int) -> Array:
   """Reference flows between consecutive frames of temporal windows.
 
   Args:
+    flow_fn: computes the flows of windows at scales >= 1 when given (see `train_step`).
     windows: [N, tD, H, W, 3] real frames of the windows.
     flow_windows: [N, span, H, W, 2] the consecutive scale-0 flows inside each window (each
       frame to the frame before), oldest first; span = n_frames_D**scale * (n_frames_D - 1).
@@ -464,7 +467,7 @@ def _window_flows(options: StepOptions, flow_fn: Callable | None, windows: Array
     [N, tD - 1, H, W, 2].
   """
   stride = n_frames_D**scale
-  if scale > 0 and options.flow_source == 'flownet2':
+  if scale > 0 and flow_fn is not None:  # flows between the skipped frames, as the original
     n, t = windows.shape[:2]
     cur, prev = _flat(windows[:, 1:]), _flat(windows[:, :-1])
     flow, _ = flow_fn(cur, prev)
@@ -550,7 +553,8 @@ def _apply_d(model, params, x):
 def train_step(models: Models, losses: losses_lib.LossWeights, options: StepOptions,
                txs: Mapping[str, optax.GradientTransformation], state: TrainState,
                seq: SequenceState, chunk: Mapping[str, Array], learning_rates: Mapping[str, Array],
-               frozen: Mapping[str, Any]) -> tuple[TrainState, SequenceState, dict[str, Array]]:
+               frozen: Mapping[str, Any], flow_fn: Callable | None = None
+               ) -> tuple[TrainState, SequenceState, dict[str, Array]]:
   """One optimizer step on one chunk of a clip.
 
   Args:
@@ -563,6 +567,11 @@ def train_step(models: Models, losses: losses_lib.LossWeights, options: StepOpti
     learning_rates: {'g', 'd', 'd_t'} scalars for this step (from Schedule.learning_rates).
     frozen: {'vgg': VGG params or None, 'flownet': FlowNet2 variables or None,
       'first_frame': single-image G params (first-frame mode 'single_g') or None}.
+    flow_fn: static; (cur [N, H, W, 3], prev [N, H, W, 3]) -> (flow [N, H, W, 2] cur -> prev
+      in pixels, conf [N, H, W, 1]) used instead of FlowNet2 wherever the step computes flows.
+      With the 'dataset' source it gives the flows between the skipped frames of temporal
+      scales >= 1 (otherwise chained from the consecutive dataset flows). None: FlowNet2 from
+      frozen['flownet'] for the 'flownet2' source.
 
   Returns:
     (new TrainState, new SequenceState, metrics: flat dict of scalars, incl. 'finite').
@@ -576,8 +585,7 @@ def train_step(models: Models, losses: losses_lib.LossWeights, options: StepOpti
   if n_new < 1:
     raise ValueError(f'a chunk needs more than n_frames_G - 1 = {tg - 1} frames, got '
                      f'{cond.shape[1]}')
-  flow_fn = None
-  if options.flow_source == 'flownet2':
+  if flow_fn is None and options.flow_source == 'flownet2':
     from flow import api as flow_api  # pylint: disable=g-import-not-at-top
     flow_fn = functools.partial(flow_api.compute_flow_and_conf, frozen['flownet'])
   vgg_fn = None
@@ -620,7 +628,8 @@ def train_step(models: Models, losses: losses_lib.LossWeights, options: StepOpti
                                                  models.fg_labels) for w in windows]
     outs = models.generator.apply({'params': g_params}, list(windows), list(prevs), masks,
                                   use_raw_only=use_raw_only,
-                                  detach_coarse=not options.train_coarse)
+                                  detach_coarse=not options.train_coarse,
+                                  warp_flow_grad=options.warp_flow_grad)
     finest = outs[-1]
     keep = {k: finest[k].astype(jnp.float32) for k in ('fake', 'raw', 'flow', 'weight')
             if finest.get(k) is not None}
@@ -651,7 +660,7 @@ def train_step(models: Models, losses: losses_lib.LossWeights, options: StepOpti
         windows = _sparse_temporal_windows(models, seq_real, fake_all, seq_flow, frames_done,
                                            n_new, s)
       else:
-        windows = [(r, f, _window_flows(options, flow_fn, r, w_flows, s, models.n_frames_D), v)
+        windows = [(r, f, _window_flows(flow_fn, r, w_flows, s, models.n_frames_D), v)
                    for r, f, w_flows, v in _temporal_windows(models, seq_real, fake_all,
                                                              seq_flow, valid_frames, n_new, s)]
       g_gan = g_feat = d_real = d_fake = jnp.zeros((), jnp.float32)
@@ -959,7 +968,8 @@ def step_options(config: Any, schedule: Schedule, epoch: int) -> StepOptions:
       update_coarse=train_coarse and not (schedule.frozen_global_after_fix
                                           and schedule.niter_fix_global > 0),
       flow_source=config.flow.source, remat=config.train.remat,
-      ema_decay=config.train.ema_decay, unroll=config.train.unroll)
+      ema_decay=config.train.ema_decay, unroll=config.train.unroll,
+      warp_flow_grad=config.loss.warp_flow_grad)
 
 
 def chunks_of(batch: Mapping[str, Any], n_frames_G: int, frames_per_step: int, keys=(

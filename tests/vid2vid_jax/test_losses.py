@@ -170,6 +170,26 @@ def test_flow_and_mask_losses():
   np.testing.assert_allclose(losses.flow_loss(flow, jnp.zeros_like(flow), conf), 3.0)
   weight = jnp.full((1, 4, 4, 1), 0.25)
   np.testing.assert_allclose(losses.mask_loss(weight, conf.at[:, :2].set(0.0)), 0.125)
+  # The occlusion term looks only where conf is 0 (half the pixels), against a weight of 1.
+  np.testing.assert_allclose(losses.occlusion_loss(weight, conf.at[:, :2].set(0.0)), 0.375)
+  np.testing.assert_allclose(losses.occlusion_loss(weight, conf), 0.0)
+
+
+def test_occlusion_term_weighted_and_only_when_on():
+  prev, cur, flow, conf = _shifted_pair()
+  conf = conf.at[..., :3, :].set(0.0)
+  weight = jnp.full(conf.shape, 0.2)
+  kw = dict(real=cur, fake=cur, fake_raw=None, d_real=_toy_preds()[0], d_fake=_toy_preds()[0],
+            d_fake_raw=None, flow=flow, weight=weight, real_prev=prev, flow_ref=flow,
+            conf_ref=conf)
+  off = losses.generator_loss_terms(losses.LossWeights(n_layers_D=1, use_gan_feat=False,
+                                                       use_vgg=False), **kw)
+  assert 'g/occlusion' not in off
+  on = losses.generator_loss_terms(losses.LossWeights(
+      n_layers_D=1, use_gan_feat=False, use_vgg=False, lambda_occlusion=7.0), **kw)
+  np.testing.assert_allclose(on['g/occlusion'], 7.0 * losses.occlusion_loss(weight, conf),
+                             rtol=1e-6)
+  assert float(on['g/occlusion']) > 0
 
 
 def _vgg_stub(x, y):
@@ -268,6 +288,9 @@ def test_loss_weights_from_config():
   config.loss.lambda_mask = 10.0  # the W term on its own, with its weight
   w = losses.loss_weights_from_config(config)
   assert w.use_mask_loss and w.lambda_mask == 10.0
+  assert w.lambda_occlusion == 0.0  # ours, off by default
+  config.loss.lambda_occlusion = 3.0
+  assert losses.loss_weights_from_config(config).lambda_occlusion == 3.0
 
 
 def test_jitted_total_has_finite_gradients_into_generator_outputs():

@@ -54,11 +54,17 @@ def _stack_frames(x: jax.Array, name: str) -> jax.Array:
 
 
 def _compose(raw: jax.Array, prev_stack: jax.Array, flow: jax.Array, weight: jax.Array,
-             output_nc: int, use_raw_only: bool | jax.Array) -> jax.Array:
-  """final = w * raw + (1 - w) * warp(newest previous frame, flow) (spec 1.2)."""
+             output_nc: int, use_raw_only: bool | jax.Array,
+             warp_flow_grad: bool = True) -> jax.Array:
+  """final = w * raw + (1 - w) * warp(newest previous frame, flow) (spec 1.2).
+
+  With ``warp_flow_grad`` False the warp samples along stop_gradient(flow): losses on the final
+  image then train the blend weight and the images but not the flow."""
   if isinstance(use_raw_only, bool) and use_raw_only:
     return raw
   newest = prev_stack[..., -output_nc:].astype(raw.dtype)
+  if not warp_flow_grad:
+    flow = jax.lax.stop_gradient(flow)
   blended = weight * raw + (1.0 - weight) * warp_lib.warp(newest, flow)
   if isinstance(use_raw_only, bool):
     return blended
@@ -113,7 +119,7 @@ class CompositeGenerator(nn.Module):
 
   @nn.compact
   def __call__(self, label: jax.Array, prev: jax.Array, fg_mask: jax.Array | None = None,
-               use_raw_only: bool | jax.Array = False) -> Outputs:
+               use_raw_only: bool | jax.Array = False, warp_flow_grad: bool = True) -> Outputs:
     """One frame at this scale.
 
     Args:
@@ -122,6 +128,7 @@ class CompositeGenerator(nn.Module):
       fg_mask: [B, H, W, 1] in [0, 1] (required when fg).
       use_raw_only: output the hallucinated image without warping (the original's first frame
         with no_first_img); Python bool or a traced scalar bool.
+      warp_flow_grad: losses on 'fake' reach the flow through the warp (see `_compose`).
 
     Returns:
       dict with 'fake' and 'raw' [B, H, W, output_nc] float32 in [-1, 1]; 'flow' [B, H, W, 2]
@@ -144,7 +151,7 @@ class CompositeGenerator(nn.Module):
       flow_feat = layers.UpPath(self.ngf, nd, n_dec, name='flow_decoder', **kw)(down)
       flow, weight = _flow_and_weight_heads(flow_feat, self.dtype)
       flow = flow * FLOW_SCALE
-      fake = _compose(raw, prev, flow, weight, self.output_nc, use_raw_only)
+      fake = _compose(raw, prev, flow, weight, self.output_nc, use_raw_only, warp_flow_grad)
     if self.fg:
       ngf_fg = self.ngf // 2 if nd > 2 else self.ngf
       fg_feat = layers.DownPath(ngf_fg, nd, 0, name='fg_encoder', **kw)(label)
@@ -191,7 +198,8 @@ class CompositeLocalGenerator(nn.Module):
 
   @nn.compact
   def __call__(self, label: jax.Array, prev: jax.Array, fg_mask: jax.Array | None,
-               coarse: Outputs, use_raw_only: bool | jax.Array = False) -> Outputs:
+               coarse: Outputs, use_raw_only: bool | jax.Array = False,
+               warp_flow_grad: bool = True) -> Outputs:
     """One frame at this scale; arguments as CompositeGenerator plus ``coarse``, the outputs of
     the next coarser scale (its 'img_feat', 'flow_feat', 'fg_feat' at half this resolution with
     2 * ngf_s channels)."""
@@ -211,7 +219,7 @@ class CompositeLocalGenerator(nn.Module):
           down + coarse['flow_feat'])
       flow, weight = _flow_and_weight_heads(flow_feat, self.dtype)
       flow = flow * (FLOW_SCALE * 2**self.scale)
-      fake = _compose(raw, prev, flow, weight, self.output_nc, use_raw_only)
+      fake = _compose(raw, prev, flow, weight, self.output_nc, use_raw_only, warp_flow_grad)
     if self.fg:
       ngf_fg = self.ngf if self.fg_wide else self.ngf // 2
       fg_feat = layers.DownPath(ngf_fg, 1, 0, name='fg_encoder', **kw)(label)
@@ -256,7 +264,7 @@ class MultiScaleGenerator(nn.Module):
   def __call__(self, conds: Sequence[jax.Array], prevs: Sequence[jax.Array],
                fg_masks: Sequence[jax.Array] | None = None,
                use_raw_only: bool | jax.Array = False,
-               detach_coarse: bool = False) -> list[Outputs]:
+               detach_coarse: bool = False, warp_flow_grad: bool = True) -> list[Outputs]:
     """Generates one frame at every scale.
 
     Args:
@@ -271,6 +279,8 @@ class MultiScaleGenerator(nn.Module):
         no_first_img); Python bool or traced scalar bool.
       detach_coarse: stop gradients through the coarser scales' outputs and features (the
         original detaches them unless finetune_all, spec 1.5).
+      warp_flow_grad: losses on 'fake' train the flow through the warp (the original); False
+        leaves the flow to the flow and warp losses (config loss.warp_flow_grad).
 
     Returns:
       list over scales (coarsest first) of dicts as CompositeGenerator returns: 'fake', 'raw'
@@ -291,14 +301,14 @@ class MultiScaleGenerator(nn.Module):
       mask = fg_masks[s] if self.fg else None
       if s == 0:
         out = CompositeGenerator(self.ngf, self.n_downsample, self.n_blocks, name='scale0',
-                                 **common)(label, prev, mask, use_raw_only)
+                                 **common)(label, prev, mask, use_raw_only, warp_flow_grad)
       else:
         coarse = outputs[-1]
         if detach_coarse:
           coarse = jax.tree_util.tree_map(jax.lax.stop_gradient, coarse)
         out = CompositeLocalGenerator(
             self.ngf // 2**s, s, self.n_blocks_local, fg_wide=self.n_downsample <= 2,
-            name=f'scale{s}', **common)(label, prev, mask, coarse, use_raw_only)
+            name=f'scale{s}', **common)(label, prev, mask, coarse, use_raw_only, warp_flow_grad)
       outputs.append(out)
     if detach_coarse:
       outputs[:-1] = [jax.tree_util.tree_map(jax.lax.stop_gradient, o) for o in outputs[:-1]]

@@ -94,6 +94,26 @@ def test_use_raw_only_static_and_traced(tiny_model):
   np.testing.assert_allclose(traced(jnp.array(False)), blended, atol=5e-4)
 
 
+def test_warp_flow_grad_routes_image_gradients(tiny_model):
+  """With warp_flow_grad False a loss on the final image trains the weight but not the flow."""
+  model, variables, (conds, prevs, masks) = tiny_model
+  zeros = [jnp.zeros_like(m) for m in masks]
+
+  def grads(flag):
+    def loss(params):
+      out = model.apply({'params': params}, conds, prevs, zeros, warp_flow_grad=flag)[-1]
+      return jnp.sum(jnp.square(out['fake']))
+    return jax.grad(loss)(variables['params'])['scale1']
+
+  with_flow, without_flow = grads(True), grads(False)
+  for g in (with_flow, without_flow):
+    assert float(jnp.abs(g['weight_head']['kernel']).max()) > 0
+  assert float(jnp.abs(with_flow['flow_head']['kernel']).max()) > 0
+  assert float(jnp.abs(without_flow['flow_head']['kernel']).max()) == 0.0
+  np.testing.assert_allclose(without_flow['weight_head']['kernel'],
+                             with_flow['weight_head']['kernel'], rtol=1e-5, atol=1e-8)
+
+
 def test_no_flow_single_scale_batch_norm():
   model = _tiny(n_scales=1, no_flow=True, fg=False, norm='batch')
   conds, prevs, _ = _inputs(n_scales=1)
