@@ -68,3 +68,22 @@ def test_colorize_continuous_and_helpers():
   assert tuple(rgb[0, 0]) == (255, 255, 255) and tuple(rgb[1, 1]) != (255, 255, 255)
   with pytest.raises(ValueError, match='one height'):
     video_io.side_by_side([np.zeros((2, 2, 3), np.uint8), np.zeros((3, 2, 3), np.uint8)])
+
+
+def test_side_by_side_captions_and_upscale():
+  panels = [np.full((40, 96, 3), v, np.uint8) for v in (30, 60, 90)]
+  plain = video_io.side_by_side(panels)
+  assert plain.shape == (40, 288, 3)
+  captioned = video_io.side_by_side(panels, ['conditioning', 'ours', 'ground truth'])
+  strip = captioned.shape[0] - 40
+  assert strip == 10 and captioned.shape[1] == 288
+  np.testing.assert_array_equal(captioned[strip:], plain)  # panels unchanged under the strip
+  texts = [captioned[:strip, 96 * k:96 * (k + 1)].astype(int) for k in range(3)]
+  assert all(t.max() > 150 for t in texts)  # white text drawn
+  assert np.abs(texts[0] - texts[1]).sum() > 0 and np.abs(texts[1] - texts[2]).sum() > 0
+  with pytest.raises(ValueError, match='captions'):
+    video_io.side_by_side(panels, ['a'])
+  small = np.arange(12, dtype=np.uint8).reshape(2, 2, 3)
+  big = video_io.upscale(small, 5)
+  assert big.shape == (6, 6, 3) and (big[:3, :3] == small[0, 0]).all()
+  assert video_io.upscale(small, 2) is small

@@ -5,9 +5,11 @@ training colour.
 
 Reads {results}/metrics.json written by eval.py, scores the baseline on the same test frames
 (those after the n_frames_G - 1 context frames, up to eval.how_many per sequence), prints a
-table and writes {results}/baseline.json.
+table and writes {results}/baseline.json. eval.py itself now scores this baseline and the others
+(vid2vid_jax/baselines.py) into metrics.json; this tool stays for the one-line comparison.
 """
 
+import itertools
 import json
 import os
 import pathlib
@@ -17,19 +19,9 @@ from absl import flags
 import numpy as np
 from ml_collections import config_flags
 
+from vid2vid_jax import baselines
+
 FLAGS = flags.FLAGS
-
-
-def label_mean_colours(frames_per_sequence, label_nc: int) -> np.ndarray:
-  """[label_nc, 3] mean colour (in [-1, 1]) of every label id over the given frames."""
-  sums = np.zeros((label_nc, 3), np.float64)
-  counts = np.zeros((label_nc,), np.float64)
-  for frames in frames_per_sequence:
-    for frame in frames:
-      labels = frame['label'].reshape(-1)
-      np.add.at(sums, labels, frame['image'].reshape(-1, 3))
-      np.add.at(counts, labels, 1)
-  return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
 
 
 def baseline_psnr(config, colours: np.ndarray) -> dict[str, float]:
@@ -42,13 +34,12 @@ def baseline_psnr(config, colours: np.ndarray) -> dict[str, float]:
   for i, (name, frames) in enumerate(sequences):
     if 0 <= config.eval.num_sequences <= i:
       break
+    frames, targets = itertools.tee(frames)
+    targets = itertools.islice(targets, context, None)
     scores = []
-    for t, frame in enumerate(frames):
-      if t < context:
-        continue
+    for prediction, frame in zip(baselines.label_mean(frames, context, colours), targets):
       if len(scores) >= config.eval.how_many:
         break
-      prediction = colours[frame['label']]
       scores.append(float(metrics.psnr(prediction[None], frame['image'][None])[0]))
     out[name] = float(np.mean(scores))
   return out
@@ -64,7 +55,7 @@ def main(argv):
   results = pathlib.Path(config.eval.results_dir or pathlib.Path(FLAGS.workdir) / 'eval')
   report = json.loads((results / 'metrics.json').read_text())
   train = (frames for _, frames in input_pipeline.iterate_test_sequences(config, split='train'))
-  colours = label_mean_colours(train, config.data.label_nc)
+  colours = baselines.label_mean_colours(train, config.data.label_nc)
   baseline = baseline_psnr(config, colours)
   rows = [(name, seq['mean'].get('psnr', float('nan')), baseline.get(name, float('nan')))
           for name, seq in report['sequences'].items()]
