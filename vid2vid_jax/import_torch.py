@@ -571,6 +571,12 @@ def discriminator_variables(state_dict: StateDict, *, input_nc: int, ndf: int, n
   side = 8 * 2 ** num_D
   expected = _abstract_params(model, jax.ShapeDtypeStruct((1, side, side, input_nc),
                                                           jnp.float32))
+  km = _discriminator_keymap(n_layers, num_D, norm, intermediate_features)
+  return _apply_keymap(state_dict, km, expected, what)
+
+
+def _discriminator_keymap(n_layers: int, num_D: int, norm: str,
+                          intermediate_features: bool) -> _KeyMap:
   km = _KeyMap()
   for k in range(num_D):
     orig = num_D - 1 - k  # the original's sub-D num_D-1 sees full resolution
@@ -583,7 +589,42 @@ def discriminator_variables(state_dict: StateDict, *, input_nc: int, ndf: int, n
       km.conv(conv_key, (f'd{k}', f'conv{j}'))
       if 1 <= j <= n_layers:
         km.norm(norm_key, (f'd{k}', f'norm{j}'), norm)
-  return _apply_keymap(state_dict, km, expected, what)
+  return km
+
+
+def parameter_names(config: ml_collections.ConfigDict
+                    ) -> dict[str, dict[str, tuple[tuple[str, ...], str]]]:
+  """Where each original parameter of a sequential model lands in our variables.
+
+  Args:
+    config: from ``config_from_options`` (netG composite).
+
+  Returns:
+    {tag: {original state_dict key: (path in that network's params, layout)}} for the tags
+    'G0', 'G1', ... (paths start with 'scale{s}'), 'D', 'D_f' (with add_face_disc) and 'D_T{s}';
+    layout is what `tensor_to_ours` takes. Norm buffers are not parameters and are left out.
+  """
+  g, d = config.model.generator, config.model.discriminator
+  names = {}
+  for s in range(g.n_scales_spatial):
+    km = (_composite_keymap(g.n_downsample_G, g.n_blocks, g.fg, g.no_flow, g.norm) if s == 0
+          else _local_keymap(g.n_blocks_local, g.fg, g.no_flow, g.norm))
+    names[f'G{s}'] = {k: ((f'scale{s}',) + path, layout)
+                      for k, (path, layout) in km.params.items()}
+  common = dict(n_layers=d.n_layers_D, norm=g.norm,
+                intermediate_features=config.loss.use_gan_feat)
+  names['D'] = _discriminator_keymap(num_D=d.num_D, **common).params
+  if d.add_face_disc:
+    names['D_f'] = _discriminator_keymap(num_D=max(1, d.num_D - 2), **common).params
+  for s in range(d.n_scales_temporal):
+    names[f'D_T{s}'] = _discriminator_keymap(num_D=d.num_D, **common).params
+  return names
+
+
+def tensor_to_ours(value: np.ndarray, layout: str) -> np.ndarray:
+  """One original tensor in our layout (``layout`` from `parameter_names`): conv kernels
+  OIHW -> HWIO, transposed-conv kernels (C_in, C_out, kH, kW) -> (kH, kW, C_in, C_out)."""
+  return _to_ours(value, layout)
 
 
 # ---------------------------------------------------------------- files

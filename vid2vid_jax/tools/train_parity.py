@@ -1,0 +1,676 @@
+"""Training parity: our `train_lib.train_step` against one recorded iteration of the original.
+
+Usage: python -m vid2vid_jax.tools.train_parity DIR [--rtol 1e-4] [--update_rtol 1e-3]
+
+DIR holds case folders in the format of shared/fixtures/vid2vid_training_reference (see its
+README): opt.txt, the initial ``latest_net_*.pth``, ``vgg19.pth``, inputs.npz, outputs.npz and
+losses.json. For every case the tool
+
+  * builds the config from opt.txt and the networks from the ``.pth`` files through our importer
+    (`import_torch`, `vgg.load_vgg19_weights`), and sets the ``config.compat`` options that give
+    the original's training behaviour (`parity_config`, docs/training_parity.md);
+  * feeds every recorded inner pass ``step{k}`` as one chunk to our own jitted `train_step`
+    (no re-implementation), carrying our `SequenceState` from pass to pass as training does.
+    Label maps are encoded by our input pipeline's street domain (one-hot + instance edges).
+    The recorded reference flows stand in for FlowNet2 as in the original run: the consecutive
+    ones (``flow_ref_skip1``) as the dataset flow source (chunk 'flow_gt' / 'conf_gt'), and
+    every flow the step asks for between the skipped frames of temporal scale >= 1
+    (``flow_ref_skip3`` ...) through a look-up ``flow_fn`` that, like the original's stand-in,
+    recognises the two frames by exact equality with the clip;
+  * compares the generator outputs, the conditioning and previous frames G received, the
+    reference flows, every loss term under the original's name (G_VGG, G_GAN, ..., D_T_fake1)
+    and the totals loss_G, loss_D, loss_D_T{s} at relative tolerance ``--rtol``; then, after the
+    optimizer steps, every recorded per-tensor update norm ||after - before|| and every
+    recorded updated tensor at ``--update_rtol``.
+
+Relative error: ||ours - theirs|| / ||theirs|| (absolute error where theirs is 0). Loss terms
+of ours that the original did not record (e.g. a temporal scale without a window) must be 0.
+
+Adam and eps. The fixtures were made with modern PyTorch Adam: the update is
+lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps), eps added after bias correction. That is what
+optax.adam (eps=1e-8, eps_root=0), and so our training, computes; no compat option is involved.
+PyTorch 0.4, which the original targeted, added eps before bias correction (an effective eps of
+~3e-7 at step 1); that only changes elements whose |grad| is below ~1e-6.
+
+Near-zero gradients. In a net's first Adam step every element moves by lr * g / (|g| + eps),
+i.e. by about lr in the direction of its gradient's sign (a sign step). A conv bias followed by
+a batch or instance norm has an exactly zero gradient in exact arithmetic, so what both
+implementations compute there is float rounding noise around 0; its sign and size, and with it
+the update of such an element, are not reproducible between two float32 programs. The tool
+lists these tensors (`_pre_norm_biases`) and checks them for what is determined: every element
+moved by at most lr * steps (``bound``); their update norms and values are printed with the
+note 'pre-norm bias' and do not count. See docs/training_parity.md for what is observed.
+
+Exit status: 0 when every row passes, 1 when any fails or a case cannot be run, 2 (with one
+line on stderr) when DIR is not a folder of cases.
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+import dataclasses
+import functools
+import json
+import pathlib
+import re
+import sys
+from typing import Any
+
+from absl import app
+from absl import flags
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from vid2vid_jax import import_torch
+from vid2vid_jax import losses as losses_lib
+from vid2vid_jax import train_lib
+from vid2vid_jax import vgg as vgg_lib
+
+DEFAULT_RTOL = 1e-4
+DEFAULT_UPDATE_RTOL = 1e-3
+# After a pass with sign-step differences the two runs' parameters differ (module docstring).
+DEFAULT_DIVERGED_RTOL = 5e-2
+# Largest |grad| / max|grad| of a tensor at which a first Adam step may differ in sign.
+SIGN_STEP_GRAD = 2e-2
+CASE_FILES = ('opt.txt', 'inputs.npz', 'outputs.npz', 'losses.json')
+
+# Our metric key -> the original's loss name ({s}: temporal scale).
+LOSS_NAMES = {
+    'g/vgg': 'G_VGG', 'g/gan': 'G_GAN', 'g/gan_feat': 'G_GAN_Feat', 'g/fake_warp': 'G_Warp',
+    'g/flow': 'F_Flow', 'g/warp': 'F_Warp', 'g/mask': 'W', 'd/real': 'D_real',
+    'd/fake': 'D_fake', 'g/face_gan': 'G_f_GAN', 'g/face_gan_feat': 'G_f_GAN_Feat',
+    'd_face/real': 'D_f_real', 'd_face/fake': 'D_f_fake', 'g/total': 'loss_G',
+    'd/total': 'loss_D', 'g/t_gan_{s}': 'G_T_GAN{s}', 'g/t_gan_feat_{s}': 'G_T_GAN_Feat{s}',
+    'd_t{s}/real': 'D_T_real{s}', 'd_t{s}/fake': 'D_T_fake{s}', 'd_t{s}/total': 'loss_D_T{s}',
+}
+# Terms the original records that are always 0 and we do not compute.
+ZERO_TERMS = ('G_T_Warp{s}',)
+# Recorded generator outputs -> our step's summary images.
+OUTPUT_NAMES = {'fake_B': 'fake', 'fake_B_raw': 'raw', 'flow': 'flow', 'weight': 'weight'}
+
+
+@dataclasses.dataclass
+class Row:
+  """One compared quantity of one inner pass."""
+  case: str
+  step: str
+  quantity: str
+  ours: float
+  theirs: float
+  rel: float
+  passed: bool
+  note: str = ''
+  counted: bool = True  # False: printed for information, not part of the verdict
+
+  @property
+  def kind(self) -> str:
+    """'output', 'input', 'loss', 'update_norm', 'after', 'bound' or 'error'."""
+    return self.quantity.split('/', 1)[0]
+
+
+def _nhwc(x: np.ndarray) -> np.ndarray:
+  """[..., C, H, W] -> [..., H, W, C] float32."""
+  return np.moveaxis(np.asarray(x, np.float32), -3, -1)
+
+
+def _rel(ours: np.ndarray, theirs: np.ndarray) -> tuple[float, float, float]:
+  """(||ours||, ||theirs||, relative error; absolute where theirs is 0), in float64."""
+  ours, theirs = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
+  n_ours, n_theirs = float(np.linalg.norm(ours)), float(np.linalg.norm(theirs))
+  diff = float(np.linalg.norm(ours - theirs))
+  return n_ours, n_theirs, diff / n_theirs if n_theirs > 0 else diff
+
+
+def _compare(case: str, step: str, quantity: str, ours: Any, theirs: Any, rtol: float,
+             note: str = '', counted: bool = True) -> Row:
+  ours, theirs = np.asarray(ours), np.asarray(theirs)
+  if ours.shape != theirs.shape:
+    return Row(case, step, quantity, float('nan'), float('nan'), float('nan'), False,
+               f'shape {ours.shape} != reference {theirs.shape}')
+  n_ours, n_theirs, rel = _rel(ours, theirs)
+  if ours.ndim == 0:
+    n_ours, n_theirs = float(ours), float(theirs)
+  return Row(case, step, quantity, n_ours, n_theirs, rel, bool(rel <= rtol), note, counted)
+
+
+# ----------------------------------------------------------------------------- the case
+
+
+def find_cases(fixture_dir: str | pathlib.Path) -> list[pathlib.Path]:
+  """The case folders of ``fixture_dir`` (those holding every file of CASE_FILES), sorted.
+
+  Raises:
+    ValueError: ``fixture_dir`` is not a folder or holds no case.
+  """
+  root = pathlib.Path(fixture_dir)
+  if not root.is_dir():
+    raise ValueError(f'{root} is not a folder')
+  cases = sorted(p for p in root.iterdir()
+                 if p.is_dir() and all((p / f).is_file() for f in CASE_FILES))
+  if not cases:
+    raise ValueError(f'{root} holds no training-parity case (folders with {", ".join(CASE_FILES)})')
+  return cases
+
+
+def parity_config(case_dir: pathlib.Path) -> tuple[Any, dict[str, Any]]:
+  """Config and imported variables of a case, with the original's training behaviour.
+
+  Returns:
+    (config, variables) as `import_torch.import_checkpoint_dir`, with the compat options of
+    docs/training_parity.md set, the dataset flow source and the case's vgg19.pth.
+  """
+  config, variables = import_torch.import_checkpoint_dir(case_dir)
+  config.compat.lsgan_always = True
+  config.flow.source = 'dataset'
+  config.loss.vgg_weights = str(case_dir / 'vgg19.pth') if config.loss.use_vgg else ''
+  return config, variables
+
+
+def _train_params(variables: Mapping[str, Any]) -> dict[str, Any]:
+  """Imported variables -> train_lib's params layout {'g', 'd': {'image'[, 'face']}, 'd_t'}."""
+  return jax.tree_util.tree_map(
+      jnp.asarray, train_lib._params_from_import(variables))  # pylint: disable=protected-access
+
+
+def _network(params: Mapping[str, Any], tag: str) -> Any:
+  """The params of one original network tag (G0.., D, D_f, D_T{s}) inside train params."""
+  if tag.startswith('G'):
+    return params['g']
+  if tag == 'D':
+    return params['d']['image']
+  if tag == 'D_f':
+    return params['d']['face']
+  return params['d_t'][tag[3:]]
+
+
+def _pre_norm_biases(case_dir: pathlib.Path, tags: Sequence[str]) -> set[tuple[str, str]]:
+  """(tag, original key) of every conv bias that feeds a norm layer, whose gradient is 0 up to
+  rounding: in the original's Sequentials, bias 'P.n.bias' when module 'P.{n+1}' has running
+  statistics (batch norm, and instance norm with track_running_stats, as the original builds)."""
+  out = set()
+  for tag in tags:
+    keys = import_torch.read_state_dict(case_dir / f'latest_net_{tag}.pth')
+    for key in keys:
+      m = re.fullmatch(r'(.*)\.(\d+)\.bias', key)
+      if m and f'{m.group(1)}.{int(m.group(2)) + 1}.running_mean' in keys:
+        out.add((tag, key))
+  return out
+
+
+def encode_cond(config: Any, input_a: np.ndarray, inst: np.ndarray | None) -> np.ndarray:
+  """The conditioning frames our pipeline makes from the original's A (and inst) tensors.
+
+  Args:
+    input_a: [B, T, C, H, W] label ids (as floats) when label_nc > 0, else the input image.
+    inst: [B, T, 1, H, W] instance ids, or None.
+
+  Returns:
+    [B, T, H, W, cond_channels] float32.
+  """
+  data = config.data
+  if data.label_nc == 0:
+    return _nhwc(input_a)
+  from input_pipeline import street  # pylint: disable=g-import-not-at-top  (TensorFlow)
+  domain = street.StreetDomain(
+      label_nc=data.label_nc, input_nc=data.input_nc, use_instance=data.use_instance,
+      resize_or_crop=data.resize_or_crop, load_size=data.load_size, fine_size=data.fine_size,
+      flip=False)
+  features = {'label': np.rint(input_a[:, :, 0]).astype(np.int32)}
+  if data.use_instance:
+    features['inst'] = np.rint(inst[:, :, 0]).astype(np.int32)
+  return np.asarray(domain.finalize(features)['cond'], np.float32)
+
+
+def lookup_flow_fn(frames: np.ndarray, tables: Mapping[int, tuple[np.ndarray, np.ndarray]]
+                   ) -> Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]:
+  """A FlowNet2 stand-in that returns recorded flows, as the original's fixture run did.
+
+  Args:
+    frames: [T, H, W, 3] the clip's real frames.
+    tables: {gap: (flow [T, H, W, 2], conf [T, H, W, 1])}: entry j is the pair (frame j,
+      frame j - gap).
+
+  Returns:
+    flow_fn(cur [N, H, W, 3], prev [N, H, W, 3]) -> (flow, conf): each pair is identified by
+    exact equality with the clip's frames; a pair that is not in a table gives NaN (the step
+    then reports non-finite values, which fail the comparison).
+  """
+  frames = jnp.asarray(frames)
+  gaps = sorted(tables)
+  flows = jnp.stack([jnp.asarray(tables[g][0]) for g in gaps])
+  confs = jnp.stack([jnp.asarray(tables[g][1]) for g in gaps])
+
+  def index(x):
+    hits = jnp.all(x[:, None] == frames[None], axis=(2, 3, 4))  # [N, T]
+    return jnp.where(jnp.any(hits, axis=1), jnp.argmax(hits, axis=1), -10**6)
+
+  def flow_fn(cur, prev):
+    j, i = index(cur), index(prev)
+    match = (j - i)[:, None] == jnp.asarray(gaps)[None]  # [N, n_gaps]
+    found = jnp.any(match, axis=1) & (j >= 0) & (i >= 0)
+    g = jnp.argmax(match, axis=1)
+    j = jnp.clip(j, 0, frames.shape[0] - 1)
+    nan = jnp.where(found, 0.0, jnp.nan)[:, None, None, None]
+    return flows[g, j] + nan, confs[g, j] + nan
+
+  return flow_fn
+
+
+@dataclasses.dataclass
+class Case:
+  """Everything read from one case folder."""
+  name: str
+  path: pathlib.Path
+  config: Any
+  variables: dict[str, Any]
+  inputs: dict[str, np.ndarray]
+  outputs: dict[str, np.ndarray]
+  meta: dict[str, Any]
+  n_steps: int
+
+
+def load_case(case_dir: pathlib.Path) -> Case:
+  config, variables = parity_config(case_dir)
+  with np.load(case_dir / 'inputs.npz') as f:
+    inputs = {k: f[k] for k in f.files}
+  with np.load(case_dir / 'outputs.npz') as f:
+    outputs = {k: f[k] for k in f.files}
+  recorded = json.loads((case_dir / 'losses.json').read_text())
+  n_steps = len(recorded['meta']['inner_iterations_i'])
+  return Case(case_dir.name, case_dir, config, variables, inputs, outputs, recorded['meta'], n_steps)
+
+
+def _clip_frames(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+  b = inputs['data_B']  # [1, T * 3, H, W]
+  return _nhwc(b.reshape(b.shape[0], -1, 3, *b.shape[2:]))[0]
+
+
+def _chunk(case: Case, k: int) -> dict[str, np.ndarray]:
+  """Pass k's chunk in our layout: cond, image and the consecutive reference flows."""
+  inp = case.inputs
+  cond = encode_cond(case.config, inp[f'step{k}/input_A'], inp.get(f'step{k}/inst_A'))
+  image = _nhwc(inp[f'step{k}/input_B'])
+  first = case.meta['inner_iterations_i'][k]
+  t = image.shape[1]
+  return dict(cond=cond, image=image,
+              flow_gt=_nhwc(inp['flow_ref_skip1'][:, first:first + t]),
+              conf_gt=_nhwc(inp['conf_ref_skip1'][:, first:first + t]))
+
+
+def _flow_tables(inputs: Mapping[str, np.ndarray]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+  tables = {}
+  for key in inputs:
+    if key.startswith('flow_ref_skip'):
+      gap = int(key[len('flow_ref_skip'):])
+      tables[gap] = (_nhwc(inputs[key])[0], _nhwc(inputs[f'conf_ref_skip{gap}'])[0])
+  return tables
+
+
+def _loss_rows(case: str, step: str, scalars: Mapping[str, Any], recorded: Mapping[str, Any],
+               n_scales_temporal: int, rtol: float) -> list[Row]:
+  names = {}
+  for ours, theirs in LOSS_NAMES.items():
+    for s in range(n_scales_temporal) if '{s}' in ours else (None,):
+      names[ours.format(s=s)] = theirs.format(s=s)
+  zero = {z.format(s=s) for z in ZERO_TERMS for s in range(n_scales_temporal)}
+  rows = []
+  for ours, theirs in names.items():
+    key = f'{step}/loss/{theirs}'
+    value = float(scalars[ours]) if ours in scalars else 0.0
+    if key in recorded:
+      rows.append(_compare(case, step, f'loss/{theirs}', value, recorded[key], rtol))
+    elif value != 0.0:
+      rows.append(Row(case, step, f'loss/{theirs}', value, float('nan'), float('inf'), False,
+                      f'ours {ours} is not 0 but the original has no such term here'))
+  for theirs in sorted(zero):
+    key = f'{step}/loss/{theirs}'
+    if key in recorded:
+      rows.append(_compare(case, step, f'loss/{theirs}', 0.0, recorded[key], rtol,
+                           'always 0 in the original; not computed by us'))
+  return rows
+
+
+@dataclasses.dataclass
+class PassResult:
+  """What our step saw and did in one recorded inner pass (host arrays)."""
+  cond: np.ndarray  # [B, n, H, W, C] conditioning of the new frames
+  prev_frames: list[np.ndarray]  # per pyramid level (0 = full resolution) before the pass
+  scalars: dict[str, Any]
+  images: dict[str, np.ndarray]
+  before: dict[str, Any]  # train params before / after the pass
+  after: dict[str, Any]
+  first_step: dict[str, bool]  # optimizer group -> this pass was its first update
+  grads: dict[str, Any]  # optimizer group -> its gradient when first_step (else absent)
+
+
+def simulate(case: Case) -> list[PassResult]:
+  """Runs every recorded pass of ``case`` through our jitted `train_step`, carrying the
+  TrainState and SequenceState from pass to pass."""
+  config = case.config
+  models = train_lib.build_models(config)
+  weights = losses_lib.loss_weights_from_config(config)
+  schedule = train_lib.schedule_from_config(config)
+  options = train_lib.step_options(config, schedule, 0)
+  params = _train_params(case.variables)
+  frames = _clip_frames(case.inputs)
+  _, height, width, _ = frames.shape
+  expected = jax.eval_shape(functools.partial(train_lib.init_params, models, batch=1,
+                                              height=height, width=width), jax.random.key(0))
+  if jax.tree_util.tree_structure(expected) != jax.tree_util.tree_structure(params):
+    raise ValueError('the imported networks do not form the params tree of the config')
+  txs = train_lib.make_optimizers(schedule, params)
+  state = train_lib.TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                               opt_state={k: txs[k].init(_group(params, k)) for k in txs})
+  frozen = {'vgg': None, 'flownet': None, 'first_frame': None}
+  if weights.use_vgg:
+    frozen['vgg'] = jax.tree_util.tree_map(jnp.asarray,
+                                           vgg_lib.load_vgg19_weights(config.loss.vgg_weights))
+  step_fn = jax.jit(functools.partial(
+      train_lib.train_step, models, weights, options, txs,
+      flow_fn=lookup_flow_fn(frames, _flow_tables(case.inputs))))
+  rates = {k: jnp.float32(v) for k, v in schedule.learning_rates(0).items()}
+  seq = train_lib.empty_sequence_state(models, 1, height, width)
+  b1 = {k: float(state.opt_state[k].hyperparams['b1']) for k in txs}
+  results = []
+  for k in range(case.n_steps):
+    first = bool(case.inputs[f'step{k}/fake_B_prev_last_is_None'])
+    if first != (k == 0):
+      raise ValueError(f'step{k}: fake_B_prev_last_is_None={first}; the tool expects one clip '
+                       'whose first pass is step0')
+    chunk = _chunk(case, k)
+    prev = [np.asarray(p) for p in reversed(seq.prev_frames)]
+    counts = {g: int(state.opt_state[g].count) for g in txs}
+    before = jax.device_get(state.params)
+    state, seq, metrics = step_fn(state, seq, chunk, rates, frozen)
+    first_step = {g: counts[g] == 0 and int(state.opt_state[g].count) == 1 for g in txs}
+    # Adam's first moment after its first update is (1 - b1) * grad.
+    grads = {g: jax.tree_util.tree_map(lambda m, g=g: np.asarray(m) / (1 - b1[g]),
+                                       optax.tree_utils.tree_get(state.opt_state[g], 'mu'))
+             for g in txs if first_step[g]}
+    results.append(PassResult(
+        cond=chunk['cond'][:, models.n_frames_G - 1:], prev_frames=prev,
+        scalars=jax.device_get(metrics['scalars']), images=jax.device_get(metrics['images']),
+        before=before, after=jax.device_get(state.params), first_step=first_step, grads=grads))
+  return results
+
+
+def _group(params: Mapping[str, Any], group: str) -> Any:
+  """The params of optimizer group 'g', 'd' or 'd_t{s}'."""
+  return params['d_t'][group[3:]] if group.startswith('d_t') else params[group]
+
+
+def _tag_group(tag: str) -> str:
+  """The optimizer group of an original network tag."""
+  if tag.startswith('G'):
+    return 'g'
+  return 'd' if tag in ('D', 'D_f') else f'd_t{tag[3:]}'
+
+
+def _tag_in_group(tree: Any, tag: str) -> Any:
+  """A net's part of its optimizer group's tree (D and D_f share the group 'd')."""
+  if tag == 'D':
+    return tree['image']
+  if tag == 'D_f':
+    return tree['face']
+  return tree
+
+
+def run_case(case_dir: pathlib.Path, rtol: float = DEFAULT_RTOL,
+             update_rtol: float = DEFAULT_UPDATE_RTOL,
+             diverged_rtol: float = DEFAULT_DIVERGED_RTOL) -> list[Row]:
+  """Runs every recorded inner pass of one case through `train_step`; returns the rows."""
+  name = case_dir.name
+  try:
+    case = load_case(case_dir)
+    with jax.default_matmul_precision('highest'):
+      passes = simulate(case)
+    return compare(case, passes, rtol, update_rtol, diverged_rtol)
+  except Exception as e:  # pylint: disable=broad-except
+    return [Row(name, '-', 'error', float('nan'), float('nan'), float('nan'), False,
+                f'{type(e).__name__}: {e}'.splitlines()[0][:300])]
+
+
+def compare(case: Case, passes: Sequence[PassResult], rtol: float = DEFAULT_RTOL,
+            update_rtol: float = DEFAULT_UPDATE_RTOL,
+            diverged_rtol: float = DEFAULT_DIVERGED_RTOL) -> list[Row]:
+  """The rows of every pass: ours (``passes``, from `simulate`) against the recorded values.
+
+  Before the first pass with sign-step differences (module docstring) every row is checked at
+  ``rtol`` / ``update_rtol``. After it, rows that depend on parameters updated since are
+  checked at ``diverged_rtol`` and say so in their note; rows that do not (the inputs, the
+  previous frames made before any update, D_T_real of a temporal D not stepped yet) keep the
+  strict tolerance.
+  """
+  out = case.outputs
+  config = case.config
+  names = import_torch.parameter_names(config)
+  pre_norm = _pre_norm_biases(case.path, sorted(names))
+  n_temporal = config.model.discriminator.n_scales_temporal
+  initial = passes[0].before
+  rates = train_lib.schedule_from_config(config).learning_rates(0)
+  rows = []
+  diverged = None  # the first pass whose updates held sign-step differences
+  stepped = set()  # optimizer groups updated before the current pass
+  for k, res in enumerate(passes):
+    step = f'step{k}'
+    loose = diverged is not None
+
+    def add(row, depends=True, loose=loose):
+      if depends and loose:
+        row = _recheck(row, diverged_rtol, f'diverged since {diverged}')
+      rows.append(row)
+
+    for s, prev in enumerate(res.prev_frames):
+      key = f'{step}/fake_B_prev_last_pyr{s}'
+      if key in case.inputs:  # made by pass k-1 with the parameters after pass k-2
+        add(_compare(case.name, step, f'input/fake_B_prev_pyr{s}', prev,
+                     _nhwc(case.inputs[key]), rtol), depends=k >= 2)
+    add(_compare(case.name, step, 'input/real_A', res.cond, _nhwc(out[f'{step}/real_A']), rtol),
+        depends=False)
+    if float(res.scalars['finite']) != 1.0:
+      add(Row(case.name, step, 'finite', 0.0, 1.0, float('inf'), False,
+              'non-finite loss or gradient: the update was skipped'), depends=False)
+    add(_compare(case.name, step, 'input/flow_ref', res.images['flow_ref'],
+                 _nhwc(out[f'{step}/flow_ref']), rtol), depends=False)
+    for theirs, ours in OUTPUT_NAMES.items():
+      if f'{step}/{theirs}' not in out:
+        continue
+      if ours not in res.images:
+        add(Row(case.name, step, f'output/{theirs}', float('nan'), float('nan'), float('nan'),
+                False, 'not produced'), depends=False)
+        continue
+      add(_compare(case.name, step, f'output/{theirs}', res.images[ours],
+                   _nhwc(out[f'{step}/{theirs}']), rtol))
+    for row in _loss_rows(case.name, step, res.scalars, out, n_temporal, rtol):
+      scale = row.quantity[len('loss/D_T_real'):] if row.quantity.startswith('loss/D_T_real') \
+          else None
+      add(row, depends=scale is None or f'd_t{scale}' in stepped)
+    update_rows, sign_steps = _update_rows(case, step, names, pre_norm, res, initial, k + 1,
+                                           rates, update_rtol)
+    for row in update_rows:
+      add(row)
+    if sign_steps and diverged is None:
+      diverged = step
+    stepped |= {g for g in res.first_step if _updated(res, g)}
+  return rows
+
+
+def _updated(res: PassResult, group: str) -> bool:
+  before = jax.tree_util.tree_leaves(_group(res.before, group))
+  after = jax.tree_util.tree_leaves(_group(res.after, group))
+  return any(not np.array_equal(a, b) for a, b in zip(before, after))
+
+
+def _recheck(row: Row, rtol: float, note: str) -> Row:
+  """The row judged at a looser tolerance, with the reason in its note."""
+  note = f'{note}: rtol {rtol:g}' + (f'; {row.note}' if row.note else '')
+  passed = row.passed if not row.counted else bool(row.rel <= rtol)
+  return dataclasses.replace(row, passed=passed, note=note)
+
+
+def _leaf(tree: Any, path: tuple[str, ...]) -> np.ndarray:
+  for p in path:
+    tree = tree[p]
+  return np.asarray(tree)
+
+
+def _update_rows(case: Case, step: str, names, pre_norm, res: PassResult, initial,
+                 n_steps: int, rates, rtol: float) -> tuple[list[Row], int]:
+  """Update-norm, updated-value and pre-norm-bias rows of one pass, and the number of
+  sign-step differences found (elements allowed to differ, see `_after_row`)."""
+  rows = []
+  n_sign = 0
+  out = case.outputs
+  for tag, keys in names.items():
+    group = _tag_group(tag)
+    rate = float(rates['d_t' if group.startswith('d_t') else group])
+    grads = res.grads.get(group)
+    for key, (path, layout) in sorted(keys.items()):
+      noise = (tag, key) in pre_norm
+      note = 'pre-norm bias' if noise else ''
+      before = _leaf(_network(res.before, tag), path).astype(np.float64)
+      after = _leaf(_network(res.after, tag), path).astype(np.float64)
+      norm_key = f'{step}/update_norm/{tag}/{key}'
+      if norm_key not in out:
+        rows.append(Row(case.name, step, f'update_norm/{tag}/{key}', float('nan'), float('nan'),
+                        float('nan'), False, 'no recorded update norm'))
+      else:
+        rows.append(_compare(case.name, step, f'update_norm/{tag}/{key}',
+                             np.linalg.norm(after - before), out[norm_key], rtol, note,
+                             counted=not noise))
+      after_key = f'{step}/after/{tag}/{key}'
+      if after_key in out and not noise:
+        grad = None if grads is None else _leaf(_tag_in_group(grads, tag), path)
+        row, n = _after_row(case.name, step, f'after/{tag}/{key}', before, after,
+                            import_torch.tensor_to_ours(out[after_key], layout), grad, rate, rtol)
+        rows.append(row)
+        n_sign += n
+      if noise:
+        # What is determined: |after - initial| <= lr per Adam step taken (sign steps).
+        moved = np.max(np.abs(after - _leaf(_network(initial, tag), path)))
+        limit = rate * n_steps * (1 + rtol)
+        rows.append(Row(case.name, step, f'bound/{tag}/{key}', float(moved), limit,
+                        float(moved / limit), bool(moved <= limit), 'max |after - initial|'))
+  return rows, n_sign
+
+
+def _after_row(case: str, step: str, quantity: str, before: np.ndarray, after: np.ndarray,
+               ref: np.ndarray, grad: np.ndarray | None, rate: float, rtol: float
+               ) -> tuple[Row, int]:
+  """Updated values, allowing sign-step differences in a net's first Adam step.
+
+  An element counts as a sign-step difference when both implementations moved it by about lr
+  in opposite directions and our gradient there is below SIGN_STEP_GRAD times the tensor's
+  largest; the relative error is then taken over the other elements.
+  """
+  if ref.shape != after.shape:
+    return _compare(case, step, quantity, after, ref, rtol), 0
+  n = 0
+  keep = np.ones(ref.shape, bool)
+  if grad is not None:
+    ours_step, ref_step = after - before, ref.astype(np.float64) - before
+    flipped = ((np.abs(after - ref) > rate) & (np.abs(ours_step) > 0.5 * rate)
+               & (np.abs(ref_step) > 0.5 * rate) & (np.sign(ours_step) != np.sign(ref_step))
+               & (np.abs(grad) <= SIGN_STEP_GRAD * np.max(np.abs(grad))))
+    n = int(flipped.sum())
+    keep = ~flipped
+  n_ours, n_ref, _ = _rel(after, ref)
+  diff = float(np.linalg.norm(np.where(keep, after - ref, 0.0)))
+  rel = diff / n_ref if n_ref > 0 else diff
+  note = ''
+  if n:
+    ratio = float(np.max(np.abs(grad)[~keep]) / np.max(np.abs(grad)))
+    note = f'{n} sign-step element(s) left out, |grad| <= {ratio:.1e} of the largest'
+  return Row(case, step, quantity, n_ours, n_ref, rel, bool(rel <= rtol), note), n
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def run_train_parity(fixture_dir: str | pathlib.Path, rtol: float = DEFAULT_RTOL,
+                     update_rtol: float = DEFAULT_UPDATE_RTOL,
+                     diverged_rtol: float = DEFAULT_DIVERGED_RTOL,
+                     cases: Sequence[str] | None = None) -> list[Row]:
+  """Runs every case folder of ``fixture_dir`` (or only ``cases``); returns all rows.
+
+  Raises:
+    ValueError: ``fixture_dir`` is not a folder of cases, or a named case is missing.
+  """
+  found = find_cases(fixture_dir)
+  if cases is not None:
+    missing = sorted(set(cases) - {p.name for p in found})
+    if missing:
+      raise ValueError(f'{fixture_dir}: no case(s) {missing}')
+    found = [p for p in found if p.name in cases]
+  rows = []
+  for case_dir in found:
+    rows.extend(run_case(case_dir, rtol, update_rtol, diverged_rtol))
+  return rows
+
+
+def format_table(rows: Sequence[Row], only_failures: bool = False) -> str:
+  """The rows as a text table."""
+  shown = [r for r in rows if not only_failures or (r.counted and not r.passed)]
+  wc = max([4] + [len(r.case) for r in shown])
+  wq = max([8] + [len(r.quantity) for r in shown])
+  lines = [f'{"case":<{wc}}  {"pass":<5}  {"quantity":<{wq}}  {"ours":>12}  {"theirs":>12}  '
+           f'{"rel err":>9}  result']
+  for r in shown:
+    result = ('pass' if r.passed else 'FAIL') if r.counted else ('(ok)' if r.passed else '(off)')
+    line = (f'{r.case:<{wc}}  {r.step:<5}  {r.quantity:<{wq}}  {r.ours:>12.6g}  {r.theirs:>12.6g}  '
+            f'{r.rel:>9.2e}  {result}')
+    lines.append(line + (f'  ({r.note})' if r.note else ''))
+  return '\n'.join(lines)
+
+
+def format_summary(rows: Sequence[Row], rtol: float, update_rtol: float,
+                   diverged_rtol: float) -> str:
+  """Per case: passed/counted rows, and the worst relative error of each quantity kind."""
+  lines = []
+  for case in dict.fromkeys(r.case for r in rows):
+    mine = [r for r in rows if r.case == case]
+    counted = [r for r in mine if r.counted]
+    n_pass = sum(r.passed for r in counted)
+    worst = {}
+    for r in counted:
+      kind = r.kind + (' (diverged)' if 'diverged since' in r.note else '')
+      if kind not in worst or not r.rel <= worst[kind]:
+        worst[kind] = r.rel
+    parts = ', '.join(f'{k} {v:.1e}' for k, v in worst.items())
+    lines.append(f'{case}: {n_pass}/{len(counted)} pass; worst rel err: {parts}')
+  n_fail = sum(r.counted and not r.passed for r in rows)
+  lines.append(f'{"FAILED" if n_fail else "OK"}: {n_fail} failing row(s) (outputs and losses '
+               f'rtol {rtol:g}, update norms and updated values rtol {update_rtol:g}, rows '
+               f'after sign-step divergence rtol {diverged_rtol:g})')
+  return '\n'.join(lines)
+
+
+_RTOL = flags.DEFINE_float('rtol', DEFAULT_RTOL, 'Outputs and losses pass if rel err <= rtol.')
+_UPDATE_RTOL = flags.DEFINE_float('update_rtol', DEFAULT_UPDATE_RTOL,
+                                  'Update norms and updated tensors pass if rel err <= this.')
+_DIVERGED_RTOL = flags.DEFINE_float(
+    'diverged_rtol', DEFAULT_DIVERGED_RTOL,
+    'Tolerance of rows that depend on parameters updated after a pass with sign-step '
+    'differences.')
+_CASES = flags.DEFINE_list('cases', None, 'Only these case folders (default: all).')
+_ONLY_FAILURES = flags.DEFINE_bool('only_failures', False, 'Print failing rows only.')
+
+
+def main(argv: Sequence[str]) -> None:
+  if len(argv) != 2:
+    raise app.UsageError('usage: python -m vid2vid_jax.tools.train_parity DIR')
+  try:
+    find_cases(argv[1])
+  except ValueError as e:
+    print(f'train_parity: {e}', file=sys.stderr)
+    sys.exit(2)
+  rows = run_train_parity(argv[1], _RTOL.value, _UPDATE_RTOL.value, _DIVERGED_RTOL.value,
+                          _CASES.value)
+  print(format_table(rows, _ONLY_FAILURES.value))
+  print(format_summary(rows, _RTOL.value, _UPDATE_RTOL.value, _DIVERGED_RTOL.value))
+  sys.exit(0 if rows and all(r.passed or not r.counted for r in rows) else 1)
+
+
+if __name__ == '__main__':
+  app.run(main)
