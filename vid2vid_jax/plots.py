@@ -69,8 +69,7 @@ def plot_metrics(report: Mapping[str, Any], path: str | os.PathLike) -> pathlib.
     ax.set_xlabel('frame (after the context frames)')
     ax.set_title(label)
     ax.grid(alpha=0.3)
-  if present:
-    axes[0].legend(fontsize='small')
+    ax.legend(fontsize='small')
   title = fvd_title(report)
   num = len(report.get('sequences', {}))
   fig.suptitle(f'{num} sequence(s), mean per frame' + (f'\n{title}' if title else ''),
