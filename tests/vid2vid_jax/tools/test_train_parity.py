@@ -1,0 +1,105 @@
+"""The training-parity tool on the original's recorded training iterations, and its exit status.
+
+Compile time dominates (one train step per case). Both CLI runs share a persistent compilation
+cache, so the run on the perturbed copy reuses the compiled step of the first run, and they use
+LLVM optimisation level 0 (about half the compile time of the default on 2 cores; slower steps;
+the same float32 arithmetic up to rounding).
+"""
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from vid2vid_jax.tools import train_parity
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[3]
+# As tests/conftest.py: ../shared/fixtures next to the checkout; V2V_FIXTURES overrides.
+FIXTURES_ROOT = pathlib.Path(
+    os.environ.get('V2V_FIXTURES', REPO_ROOT.parent / 'shared' / 'fixtures'))
+CASES = ('face', 'street_2scale_temporal2', 'street_basic', 'video_edges')
+
+
+@pytest.fixture(scope='module')
+def training_fixtures() -> pathlib.Path:
+  """../shared/fixtures/vid2vid_training_reference (skips with the reason only if absent)."""
+  path = FIXTURES_ROOT / 'vid2vid_training_reference'
+  if not path.is_dir():
+    pytest.skip(f'training reference fixtures not found at {path} (set V2V_FIXTURES or check '
+                'out ../shared next to the repository)')
+  return path
+
+
+@pytest.fixture(scope='module')
+def cli_env(tmp_path_factory):
+  env = dict(os.environ)
+  env['JAX_COMPILATION_CACHE_DIR'] = str(tmp_path_factory.mktemp('jax_cache'))
+  env['XLA_FLAGS'] = (env.get('XLA_FLAGS', '') + ' --xla_backend_optimization_level=0').strip()
+  return env
+
+
+def _cli(path, env, *flags):
+  cli = [sys.executable, '-m', 'vid2vid_jax.tools.train_parity', str(path), '--only_failures',
+         *flags]
+  return subprocess.run(cli, capture_output=True, text=True, timeout=1500, check=False, env=env,
+                        cwd=REPO_ROOT)
+
+
+@pytest.fixture(scope='module')
+def full_run(training_fixtures, cli_env):
+  return _cli(training_fixtures, cli_env)
+
+
+def test_every_fixture_case_passes(training_fixtures, full_run):
+  assert {p.name for p in train_parity.find_cases(training_fixtures)} >= set(CASES)
+  out = full_run.stdout + full_run.stderr[-3000:]
+  assert full_run.returncode == 0, out
+  for case in CASES:
+    line = next(l for l in full_run.stdout.splitlines() if l.startswith(f'{case}:'))
+    passed, total = line.split()[1].split('/')
+    assert passed == total and int(total) > 100, line
+
+
+def test_cli_fails_on_a_perturbed_loss(training_fixtures, cli_env, full_run, tmp_path):
+  del full_run  # runs first: its compiled step is in the shared cache
+  case = tmp_path / 'street_basic'
+  shutil.copytree(training_fixtures / 'street_basic', case)
+  path = case / 'outputs.npz'
+  with np.load(path) as f:
+    outputs = {k: f[k] for k in f.files}
+  outputs['step0/loss/G_GAN'] = outputs['step0/loss/G_GAN'] * (1 + 1e-3)
+  path.chmod(0o644)
+  np.savez(path, **outputs)
+  bad = _cli(tmp_path, cli_env)
+  assert bad.returncode == 1, bad.stdout + bad.stderr[-3000:]
+  failing = [l for l in bad.stdout.splitlines() if 'FAIL' in l]
+  assert len(failing) == 1 and 'step0' in failing[0] and 'loss/G_GAN ' in failing[0], bad.stdout
+
+
+def test_cli_bad_dir_exits_2(tmp_path):
+  result = subprocess.run([sys.executable, '-m', 'vid2vid_jax.tools.train_parity',
+                           str(tmp_path / 'missing')], capture_output=True, text=True,
+                          timeout=300, check=False, cwd=REPO_ROOT)
+  assert result.returncode == 2, result.stdout + result.stderr[-2000:]
+  assert 'is not a folder' in result.stderr
+  empty = subprocess.run([sys.executable, '-m', 'vid2vid_jax.tools.train_parity', str(tmp_path)],
+                         capture_output=True, text=True, timeout=300, check=False, cwd=REPO_ROOT)
+  assert empty.returncode == 2 and 'holds no training-parity case' in empty.stderr
+
+
+def test_lookup_flow_fn_finds_pairs_and_rejects_unknown_ones():
+  rng = np.random.default_rng(0)
+  frames = rng.uniform(-1, 1, (5, 4, 6, 3)).astype(np.float32)
+  tables = {g: (rng.normal(size=(5, 4, 6, 2)).astype(np.float32),
+                rng.integers(0, 2, (5, 4, 6, 1)).astype(np.float32)) for g in (1, 3)}
+  flow_fn = train_parity.lookup_flow_fn(frames, tables)
+  flow, conf = flow_fn(frames[[1, 4, 3]], frames[[0, 1, 2]])
+  np.testing.assert_array_equal(flow[0], tables[1][0][1])
+  np.testing.assert_array_equal(flow[1], tables[3][0][4])
+  np.testing.assert_array_equal(conf[2], tables[1][1][3])
+  flow, _ = flow_fn(frames[[2]], frames[[0]])  # gap 2: not recorded
+  assert np.isnan(np.asarray(flow)).all()
