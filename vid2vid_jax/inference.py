@@ -421,7 +421,10 @@ def evaluate(config: Any, workdir: str | os.PathLike) -> dict[str, Any]:
     flow_fn = jax.jit(functools.partial(flow_api.compute_flow_and_conf,
                                         flow_checkpoint.load_flownet2(config.flow.checkpoint)))
   metrics = check_metrics(config.eval.metrics)
-  fvd_extractor = fvd_lib.FeatureExtractor() if 'fvd' in metrics else None  # fails early
+  fvd_extractor = None
+  if 'fvd' in metrics:  # built first, so a missing extra fails before any generation
+    # Every call embeds one clip per method: the model, the baselines and the real video.
+    fvd_extractor = fvd_lib.FeatureExtractor(batch_size=len(baselines_lib.NAMES) + 2)
   colours = None
   if config.eval.baselines and config.data.label_nc > 0:
     colours = _label_mean_colours(config)
