@@ -1,6 +1,7 @@
 """Training parity: our `train_lib.train_step` against one recorded iteration of the original.
 
 Usage: python -m vid2vid_jax.tools.train_parity DIR [--rtol 1e-4] [--update_rtol 1e-3]
+         [--diverged_rtol 5e-2] [--cases a,b] [--only_failures]
 
 DIR holds case folders in the format of shared/fixtures/vid2vid_training_reference (see its
 README): opt.txt, the initial ``latest_net_*.pth``, ``vgg19.pth``, inputs.npz, outputs.npz and
@@ -32,14 +33,25 @@ optax.adam (eps=1e-8, eps_root=0), and so our training, computes; no compat opti
 PyTorch 0.4, which the original targeted, added eps before bias correction (an effective eps of
 ~3e-7 at step 1); that only changes elements whose |grad| is below ~1e-6.
 
-Near-zero gradients. In a net's first Adam step every element moves by lr * g / (|g| + eps),
-i.e. by about lr in the direction of its gradient's sign (a sign step). A conv bias followed by
-a batch or instance norm has an exactly zero gradient in exact arithmetic, so what both
-implementations compute there is float rounding noise around 0; its sign and size, and with it
-the update of such an element, are not reproducible between two float32 programs. The tool
-lists these tensors (`_pre_norm_biases`) and checks them for what is determined: every element
-moved by at most lr * steps (``bound``); their update norms and values are printed with the
-note 'pre-norm bias' and do not count. See docs/training_parity.md for what is observed.
+Near-zero gradients (sign steps). In a net's first Adam step every element moves by about
+lr * g / (|g| + eps), i.e. by lr in the direction of its gradient's sign, however small g is. So
+elements whose gradient is at rounding level move in a direction that two correct float32
+programs do not agree on:
+  * a conv bias that feeds a batch or instance norm has an exactly zero gradient in exact
+    arithmetic; these tensors (`_pre_norm_biases`, note 'pre-norm bias') are checked for what is
+    determined, |after - before| <= lr in a first step ('bound' rows); their update norms are
+    printed but not judged (they affect no output);
+  * other elements with small gradients: PyTorch's float32 conv gradients on CPU are off by up
+    to ~1% of a tensor's largest element (measured against float64, docs/training_parity.md),
+    ours by ~1e-7. In a net's first step an element where both moved by ~lr in opposite
+    directions and our |grad| <= SIGN_STEP_GRAD * max|grad| is left out of the updated-value
+    comparison (counted in the note). Update norms are insensitive to these signs.
+After such a pass the two runs' parameters differ, and later passes differ by up to a few
+percent (our own two float32 conv forms, `layers.set_conv_forms`, differ by 1.1e-2 in street_basic
+step1's fake_B). Rows of later passes that depend on parameters updated since are judged at
+``--diverged_rtol``; update norms and values of a net's later Adam steps are printed but not
+judged; rows that depend on no updated parameter (inputs, step1's previous frames, D_T_real of a
+temporal D not yet stepped) keep the strict tolerances.
 
 Exit status: 0 when every row passes, 1 when any fails or a case cannot be run, 2 (with one
 line on stderr) when DIR is not a folder of cases.
@@ -56,7 +68,6 @@ from typing import Any
 
 from absl import app
 from absl import flags
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -235,8 +246,10 @@ def lookup_flow_fn(frames: np.ndarray, tables: Mapping[int, tuple[np.ndarray, np
 
   Returns:
     flow_fn(cur [N, H, W, 3], prev [N, H, W, 3]) -> (flow, conf): each pair is identified by
-    exact equality with the clip's frames; a pair that is not in a table gives NaN (the step
-    then reports non-finite values, which fail the comparison).
+    exact equality with the clip's frames. A pair that is not in a table gives zero flow and
+    confidence: the step also evaluates temporal windows that reach into history it does not
+    have yet (all-zero frames) and masks their losses out, so these must stay finite; a wrong
+    pair in a used window shows in the D_T losses.
   """
   frames = jnp.asarray(frames)
   gaps = sorted(tables)
@@ -253,8 +266,8 @@ def lookup_flow_fn(frames: np.ndarray, tables: Mapping[int, tuple[np.ndarray, np
     found = jnp.any(match, axis=1) & (j >= 0) & (i >= 0)
     g = jnp.argmax(match, axis=1)
     j = jnp.clip(j, 0, frames.shape[0] - 1)
-    nan = jnp.where(found, 0.0, jnp.nan)[:, None, None, None]
-    return flows[g, j] + nan, confs[g, j] + nan
+    keep = found[:, None, None, None]
+    return jnp.where(keep, flows[g, j], 0.0), jnp.where(keep, confs[g, j], 0.0)
 
   return flow_fn
 
@@ -645,7 +658,8 @@ def format_summary(rows: Sequence[Row], rtol: float, update_rtol: float,
     n_pass = sum(r.passed for r in counted)
     worst = {}
     for r in counted:
-      kind = r.kind + (' (diverged)' if 'diverged since' in r.note else '')
+      kind = 'bound (max step / lr)' if r.kind == 'bound' else r.kind
+      kind += ' (diverged)' if 'diverged since' in r.note else ''
       if kind not in worst or not r.rel <= worst[kind]:
         worst[kind] = r.rel
     parts = ', '.join(f'{k} {v:.1e}' for k, v in worst.items())

@@ -91,7 +91,7 @@ def test_cli_bad_dir_exits_2(tmp_path):
   assert empty.returncode == 2 and 'holds no training-parity case' in empty.stderr
 
 
-def test_lookup_flow_fn_finds_pairs_and_rejects_unknown_ones():
+def test_lookup_flow_fn_finds_recorded_pairs_only():
   rng = np.random.default_rng(0)
   frames = rng.uniform(-1, 1, (5, 4, 6, 3)).astype(np.float32)
   tables = {g: (rng.normal(size=(5, 4, 6, 2)).astype(np.float32),
@@ -101,5 +101,7 @@ def test_lookup_flow_fn_finds_pairs_and_rejects_unknown_ones():
   np.testing.assert_array_equal(flow[0], tables[1][0][1])
   np.testing.assert_array_equal(flow[1], tables[3][0][4])
   np.testing.assert_array_equal(conf[2], tables[1][1][3])
+  flow, conf = flow_fn(frames[[2]], np.zeros_like(frames[[0]]))  # unknown pair: zeros
+  assert not np.asarray(flow).any() and not np.asarray(conf).any()
   flow, _ = flow_fn(frames[[2]], frames[[0]])  # gap 2: not recorded
-  assert np.isnan(np.asarray(flow)).all()
+  assert not np.asarray(flow).any()
