@@ -183,6 +183,8 @@ class Schedule:
     max_frames_per_gpu: frames generated per step; max_frames_backpropagate: the bp cap.
     niter_fix_global: epochs with the coarse scales frozen.
     decay_only_g_and_d, frozen_global_after_fix: the original's behaviour (config.compat).
+    flow_head_lr_scale: multiplies the Adam updates of every scale's flow head (1 = the
+      original; see config train.flow_head_lr_scale).
   """
   lr: float
   beta1: float
@@ -197,6 +199,7 @@ class Schedule:
   decay_only_g_and_d: bool = False
   frozen_global_after_fix: bool = False
   n_frames_cap: int | None = None
+  flow_head_lr_scale: float = 1.0
 
   @property
   def num_epochs(self) -> int:
@@ -246,7 +249,7 @@ def schedule_from_config(config: Any, n_frames_cap: int | None = None) -> Schedu
       niter_fix_global=t.niter_fix_global,
       decay_only_g_and_d=config.compat.decay_only_g_and_d,
       frozen_global_after_fix=config.compat.frozen_global_after_fix,
-      n_frames_cap=n_frames_cap)
+      n_frames_cap=n_frames_cap, flow_head_lr_scale=t.flow_head_lr_scale)
 
 
 def make_optimizers(schedule: Schedule, params: Mapping[str, Any]
@@ -257,11 +260,30 @@ def make_optimizers(schedule: Schedule, params: Mapping[str, Any]
     g_betas = d_betas = (0.0, 0.9)
   adam = optax.inject_hyperparams(optax.adam)
   rates = schedule.learning_rates(0)
-  txs = {'g': adam(learning_rate=rates['g'], b1=g_betas[0], b2=g_betas[1]),
+  g_adam = adam
+  if schedule.flow_head_lr_scale != 1.0:
+    g_adam = optax.inject_hyperparams(functools.partial(
+        _adam_scaled_flow_heads, flow_head_scale=schedule.flow_head_lr_scale))
+  txs = {'g': g_adam(learning_rate=rates['g'], b1=g_betas[0], b2=g_betas[1]),
          'd': adam(learning_rate=rates['d'], b1=d_betas[0], b2=d_betas[1])}
   for s in params['d_t']:
     txs[f'd_t{s}'] = adam(learning_rate=rates['d_t'], b1=schedule.beta1, b2=0.999)
   return txs
+
+
+def _adam_scaled_flow_heads(learning_rate: float, b1: float, b2: float,
+                            flow_head_scale: float) -> optax.GradientTransformation:
+  """Adam whose updates of the generator's ``flow_head`` parameters are scaled.
+
+  Adam's steps do not depend on the gradient's scale, and the flow head's output is multiplied
+  by 20 * 2**s to give pixels: at the generator's learning rate the predicted flow moves by a
+  sizeable fraction of a pixel per step and never settles to sub-pixel precision. A scale of
+  1 / 20 gives the head the step size of an unscaled output.
+  """
+  def is_flow_head(params):
+    return flax.traverse_util.path_aware_map(lambda path, _: 'flow_head' in path, params)
+  return optax.chain(optax.adam(learning_rate, b1=b1, b2=b2),
+                     optax.masked(optax.scale(flow_head_scale), is_flow_head))
 
 
 def _group_params(params: Mapping[str, Any], group: str) -> Any:
@@ -972,6 +994,25 @@ def step_options(config: Any, schedule: Schedule, epoch: int) -> StepOptions:
       warp_flow_grad=config.loss.warp_flow_grad)
 
 
+def planned_steps(schedule: Schedule, dataset_for: Callable[[int], Any], n_frames_G: int,
+                  target: str = 'video') -> int:
+  """Optimizer steps of the whole schedule: per epoch, clips per epoch times steps per clip.
+
+  Args:
+    dataset_for: n_frames_total -> the training pipeline of that clip length (its
+      ``steps_per_epoch`` and ``clip_length``).
+  """
+  total = 0
+  for epoch in range(schedule.num_epochs):
+    dataset = dataset_for(schedule.n_frames_total_at(epoch))
+    per_clip = 1
+    if target == 'video':
+      per_clip = max(1, (dataset.clip_length - (n_frames_G - 1))
+                     // schedule.frames_per_step(epoch))
+    total += dataset.steps_per_epoch * per_clip
+  return total
+
+
 def chunks_of(batch: Mapping[str, Any], n_frames_G: int, frames_per_step: int, keys=(
     'cond', 'image', 'flow_gt', 'conf_gt')) -> list[dict[str, np.ndarray]]:
   """Splits a clip batch [B, T, ...] into the chunks of successive optimizer steps, each with
@@ -1091,11 +1132,21 @@ def _train(config: Any, workdir: pathlib.Path, mesh: jax.sharding.Mesh) -> Train
                  position['chunk'])
 
   num_steps = config.train.num_steps if config.train.num_steps >= 0 else None
+  datasets: dict[int, Any] = {}  # one input pipeline per clip length, reused across epochs
+
+  def dataset_for(n_total: int):
+    if n_total not in datasets:
+      datasets[n_total] = input_pipeline.create_dataset(config, split='train',
+                                                        n_frames_total=n_total)
+    return datasets[n_total]
+
+  total_steps = planned_steps(schedule, dataset_for, tg, models.target)
+  if num_steps is not None:
+    total_steps = min(total_steps, num_steps)
   state = seq = new_sequence_state = shardings = None
   jit_steps: dict[StepOptions, Callable] = {}
   log_scalars: list[dict[str, Any]] = []
-  progress = writers.ProgressLogger(num_steps or 0, writer if is_main else None,
-                                    every_secs=30.0)
+  progress = writers.ProgressLogger(total_steps, writer if is_main else None, every_secs=30.0)
   last_saved = latest
 
   def save(step, epoch, clip, chunk, seq_to_save):
@@ -1118,7 +1169,7 @@ def _train(config: Any, workdir: pathlib.Path, mesh: jax.sharding.Mesh) -> Train
     rates = schedule.learning_rates(epoch)
     # Clips depend only on (seed, position): epoch e reads positions [e * spe, (e + 1) * spe),
     # so a resumed run sees exactly the clips an uninterrupted one would.
-    dataset = input_pipeline.create_dataset(config, split='train', n_frames_total=n_total)
+    dataset = dataset_for(n_total)
     steps_per_epoch = dataset.steps_per_epoch
     start_clip = position['clip'] if epoch == position['epoch'] else 0
     dataset.set_state({'step': epoch * steps_per_epoch + start_clip})

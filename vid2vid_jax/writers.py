@@ -121,14 +121,26 @@ def create_writer(workdir: str | os.PathLike, *, just_logging: bool) -> Any:
 
 
 class ProgressLogger:
-  """Logs steps/s and ETA every ``every_secs`` (clu's ReportProgress without TensorFlow)."""
+  """Logs a progress bar, steps/s and the ETA every ``every_secs`` (clu's ReportProgress without
+  TensorFlow). ``num_train_steps`` is the run's planned total (`train_lib.planned_steps`)."""
 
-  def __init__(self, num_train_steps: int, writer: Any = None, every_secs: float = 30.0):
+  def __init__(self, num_train_steps: int, writer: Any = None, every_secs: float = 30.0,
+               bar_width: int = 20):
     self._num_steps = num_train_steps
     self._writer = writer
     self._every = every_secs
+    self._bar_width = bar_width
     self._last_time = None
     self._last_step = None
+
+  def line(self, step: int, rate: float) -> str:
+    """'step 300/840 [#######.............] 36%, 2.3 steps/s, ETA 3.9 min'."""
+    total = max(self._num_steps, step, 1)
+    done = int(self._bar_width * step / total)
+    bar = '#' * done + '.' * (self._bar_width - done)
+    eta = (total - step) / rate if rate > 0 else float('inf')
+    return (f'step {step}/{total} [{bar}] {100 * step / total:.0f}%, {rate:.3g} steps/s, '
+            f'ETA {eta / 60:.1f} min')
 
   def __call__(self, step: int, t: float | None = None) -> None:
     now = time.monotonic() if t is None else t
@@ -138,8 +150,7 @@ class ProgressLogger:
     if now - self._last_time < self._every and step != self._num_steps:
       return
     rate = (step - self._last_step) / max(now - self._last_time, 1e-9)
-    eta = (self._num_steps - step) / rate if rate > 0 else float('inf')
-    logging.info('step %d/%d: %.3g steps/s, ETA %.0f min', step, self._num_steps, rate, eta / 60)
+    logging.info('%s', self.line(step, rate))
     if self._writer is not None:
       self._writer.write_scalars(step, {'steps_per_sec': rate})
     self._last_time, self._last_step = now, step

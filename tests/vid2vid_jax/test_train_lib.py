@@ -126,6 +126,41 @@ def test_schedule_matches_original():
   assert [s.train_coarse(e) for e in (2, 3)] == [False, True]
 
 
+def test_flow_head_lr_scale_scales_only_flow_head_updates():
+  s = train_lib.Schedule(lr=1e-3, beta1=0.5, ttur=False, niter=1, niter_decay=0, niter_step=5,
+                         n_frames_total=6, max_frames_per_gpu=2, max_frames_backpropagate=1,
+                         niter_fix_global=0)
+  params = {'g': {'scale0': {'flow_head': {'kernel': jnp.ones((3,))},
+                             'weight_head': {'kernel': jnp.ones((3,))}}},
+            'd': {'w': jnp.ones((2,))}, 'd_t': {}}
+  grads = jax.tree_util.tree_map(jnp.ones_like, params['g'])
+  updates = {}
+  for scale in (1.0, 0.05):
+    tx = train_lib.make_optimizers(s.__class__(**{**s.__dict__, 'flow_head_lr_scale': scale}),
+                                   params)['g']
+    state = tx.init(params['g'])
+    state.hyperparams['learning_rate'] = jnp.float32(1e-3)  # as _apply_gradients sets it
+    updates[scale] = tx.update(grads, state, params['g'])[0]['scale0']
+  np.testing.assert_allclose(updates[1.0]['flow_head']['kernel'], -1e-3, rtol=1e-4)
+  np.testing.assert_allclose(updates[0.05]['flow_head']['kernel'], -5e-5, rtol=1e-4)
+  np.testing.assert_allclose(updates[0.05]['weight_head']['kernel'], -1e-3, rtol=1e-4)
+
+
+def test_planned_steps_counts_clips_and_chunks():
+  s = train_lib.Schedule(lr=2e-4, beta1=0.5, ttur=False, niter=2, niter_decay=1, niter_step=1,
+                         n_frames_total=4, max_frames_per_gpu=2, max_frames_backpropagate=1,
+                         niter_fix_global=0)
+
+  class FakeDataset:
+    def __init__(self, n_total):
+      self.clip_length = min(n_total, 10) + 2  # n_frames_G - 1 = 2 context frames
+      self.steps_per_epoch = 3
+
+  # Epochs of 4, 8 and 16 (capped at 10) new frames: 2, 4 and 5 steps per clip, 3 clips each.
+  assert train_lib.planned_steps(s, FakeDataset, n_frames_G=3) == 3 * (2 + 4 + 5)
+  assert train_lib.planned_steps(s, FakeDataset, n_frames_G=3, target='first_frame') == 9
+
+
 def test_compose_flows_and_chunking():
   flows = np.zeros((1, 2, 4, 6, 2), np.float32)
   flows[:, 0, ..., 0] = 1.0

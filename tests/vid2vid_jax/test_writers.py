@@ -53,3 +53,10 @@ def test_just_logging_writes_nothing(tmp_path):
   writer = writers.create_writer(tmp_path / 'w', just_logging=True)
   writer.write_scalars(1, {'x': 1.0})
   assert not (tmp_path / 'w').exists()
+
+
+def test_progress_line_has_bar_and_true_eta():
+  p = writers.ProgressLogger(840)
+  line = p.line(210, rate=2.0)
+  assert line.startswith('step 210/840 [#####...............] 25%')
+  assert line.endswith('ETA 5.2 min')  # (840 - 210) / 2 s
