@@ -424,7 +424,11 @@ def evaluate(config: Any, workdir: str | os.PathLike) -> dict[str, Any]:
   fvd_extractor = None
   if 'fvd' in metrics:  # built first, so a missing extra fails before any generation
     # Every call embeds one clip per method: the model, the baselines and the real video.
-    fvd_extractor = fvd_lib.FeatureExtractor(batch_size=len(baselines_lib.NAMES) + 2)
+    try:
+      fvd_extractor = fvd_lib.FeatureExtractor(batch_size=len(baselines_lib.NAMES) + 2)
+    except ImportError as e:
+      raise ImportError(f"config.eval.metrics includes 'fvd': {e}; or drop 'fvd' from "
+                        'config.eval.metrics') from e
   colours = None
   if config.eval.baselines and config.data.label_nc > 0:
     colours = _label_mean_colours(config)
