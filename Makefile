@@ -14,9 +14,10 @@ $(PY):
 	$(PYTHON_SYSTEM) -m venv $(VENV)
 	$(PIP) install --disable-pip-version-check -q --upgrade pip
 
+# The fvd extra (I3D weights for FVD, ~50 MB) is part of the default install: eval scores FVD.
 # Stamps refresh the environment whenever pyproject.toml or the pins change.
 $(VENV)/.installed: $(PY) pyproject.toml constraints.txt
-	$(PIP_INSTALL) -e .
+	$(PIP_INSTALL) -e '.[fvd]'
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed

@@ -122,6 +122,7 @@ def test_nan_guard_names_step_and_checkpoint(data_root, tmp_path, monkeypatch):
     def __init__(self, inner):
       self._inner = inner
       self.steps_per_epoch = inner.steps_per_epoch
+      self.clip_length = inner.clip_length
       self.calls = 0
 
     def set_state(self, state):
