@@ -116,6 +116,9 @@ def get_config() -> ml_collections.ConfigDict:
   train.niter_step = 5  # epochs between doublings of the clip length (orig: --niter_step).
   train.niter_fix_global = 0  # epochs training only the finest scale (orig: --niter_fix_global).
   train.num_steps = -1  # -1 = (niter + niter_decay) epochs; else an explicit number of steps.
+  train.flow_head_init = 'normal'  # normal (the original's N(0, 0.02)) | zeros: every scale's
+  #   flow head starts at zero, i.e. the warp starts as the identity (random heads start with
+  #   flows of several pixels).
   train.flow_head_lr_scale = 1.0  # multiplies the flow heads' Adam updates (1 = original; the
   #   heads' outputs are scaled by 20 * 2**s px, so 1/20 gives them an unscaled head's step).
   train.max_frames_per_gpu = 1  # frames generated per optimizer step (orig: --max_frames_per_gpu).

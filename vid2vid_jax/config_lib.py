@@ -169,13 +169,17 @@ def config_errors(config: ml_collections.ConfigDict, num_devices: int | None = N
   # Losses.
   _check(loss.gan_mode in GAN_MODES, 'loss.gan_mode',
          f'must be one of {GAN_MODES}, got {loss.gan_mode!r}', errors)
-  for name in ('lambda_feat', 'lambda_T', 'lambda_F', 'face_weight'):
+  for name in ('lambda_feat', 'lambda_T', 'lambda_F', 'face_weight', 'lambda_occlusion'):
     _check(loss[name] >= 0, f'loss.{name}', f'must be >= 0, got {loss[name]}', errors)
 
   # Training.
   _check(train.target in ('video', 'first_frame'), 'train.target',
          f'must be "video" or "first_frame", got {train.target!r}', errors)
   _check(train.lr > 0, 'train.lr', f'must be > 0, got {train.lr}', errors)
+  _check(train.flow_head_init in ('normal', 'zeros'), 'train.flow_head_init',
+         f'must be "normal" or "zeros", got {train.flow_head_init!r}', errors)
+  _check(train.flow_head_lr_scale > 0, 'train.flow_head_lr_scale',
+         f'must be > 0, got {train.flow_head_lr_scale}', errors)
   _check(0.0 <= train.beta1 < 1.0, 'train.beta1', f'must be in [0, 1), got {train.beta1}', errors)
   _check(train.niter >= 0 and train.niter_decay >= 0 and train.niter + train.niter_decay > 0,
          'train.niter/niter_decay',

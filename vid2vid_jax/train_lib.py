@@ -69,6 +69,7 @@ class Models:
       'single_g' where it makes each clip's first frames), else None.
     first_frame_channels: its input channels: cond without the instance-edge channel (spec 4.7).
     sparse_D: the temporal Ds see the original's sparse_D windows (`_sparse_temporal_windows`).
+    zero_flow_heads: the flow heads start at zero (identity warps) instead of random.
   """
   generator: generator_lib.MultiScaleGenerator
   image_d: disc_lib.MultiscaleDiscriminator
@@ -90,6 +91,7 @@ class Models:
   first_frame: Any = None
   first_frame_channels: int = 0
   sparse_D: bool = False
+  zero_flow_heads: bool = False
 
 
 def build_models(config: Any) -> Models:
@@ -125,7 +127,8 @@ def build_models(config: Any) -> Models:
       openpose_only=config.data.pose.openpose_only,
       no_flow=g.no_flow,
       dtype=builders.activation_dtype(config),
-      sparse_D=bool(d.sparse_D))
+      sparse_D=bool(d.sparse_D),
+      zero_flow_heads=config.train.flow_head_init == 'zeros')
 
 
 def frame_sizes(height: int, width: int, n_scales: int) -> list[tuple[int, int]]:
@@ -155,6 +158,9 @@ def init_params(models: Models, key: Array, batch: int, height: int, width: int
     prevs = [jnp.zeros((batch, tg - 1, h, w, 3)) for h, w in sizes]
     masks = [jnp.zeros((batch, h, w, 1)) for h, w in sizes] if models.fg_labels else None
     params = {'g': models.generator.init(g_key, conds, prevs, masks)['params']}
+    if models.zero_flow_heads:
+      params['g'] = flax.traverse_util.path_aware_map(
+          lambda path, x: jnp.zeros_like(x) if 'flow_head' in path else x, params['g'])
   d_in = jnp.zeros((batch, height, width, models.cond_channels + 3))
   params['d'] = {'image': models.image_d.init(d_key, d_in)['params']}
   if models.face_d is not None:

@@ -2,6 +2,7 @@
 
 import functools
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -144,6 +145,18 @@ def test_flow_head_lr_scale_scales_only_flow_head_updates():
   np.testing.assert_allclose(updates[1.0]['flow_head']['kernel'], -1e-3, rtol=1e-4)
   np.testing.assert_allclose(updates[0.05]['flow_head']['kernel'], -5e-5, rtol=1e-4)
   np.testing.assert_allclose(updates[0.05]['weight_head']['kernel'], -1e-3, rtol=1e-4)
+
+
+def test_flow_head_init_zeros_gives_identity_warps():
+  config = demo.get_config()
+  config.train.flow_head_init = 'zeros'
+  models = train_lib.build_models(config)
+  params = train_lib.init_params(models, jax.random.key(0), 1, 32, 64)['g']
+  heads = [v for k, v in flax.traverse_util.flatten_dict(params).items() if 'flow_head' in k]
+  others = [v for k, v in flax.traverse_util.flatten_dict(params).items()
+            if 'weight_head' in k and k[-1] == 'kernel']
+  assert heads and all(float(jnp.abs(v).max()) == 0.0 for v in heads)
+  assert others and all(float(jnp.abs(v).max()) > 0.0 for v in others)
 
 
 def test_planned_steps_counts_clips_and_chunks():
