@@ -46,12 +46,14 @@ programs do not agree on:
     ours by ~1e-7. In a net's first step an element where both moved by ~lr in opposite
     directions and our |grad| <= SIGN_STEP_GRAD * max|grad| is left out of the updated-value
     comparison (counted in the note). Update norms are insensitive to these signs.
-After such a pass the two runs' parameters differ, and later passes differ by up to a few
-percent (our own two float32 conv forms, `layers.set_conv_forms`, differ by 1.1e-2 in street_basic
-step1's fake_B). Rows of later passes that depend on parameters updated since are judged at
-``--diverged_rtol``; update norms and values of a net's later Adam steps are printed but not
-judged; rows that depend on no updated parameter (inputs, step1's previous frames, D_T_real of a
-temporal D not yet stepped) keep the strict tolerances.
+After such a pass the two runs' parameters differ and the runs drift apart: our own two float32
+conv forms (`layers.set_conv_forms`) differ from each other as much as ours from the original
+(street_2scale_temporal2 fake_B: 3.1e-2 in step1, 2.1e-1 in step2, 3.6e-1 in step3, against
+3.2e-2, 2.1e-1, 3.6e-1 from the original). So rows that depend on parameters updated since are
+judged at ``--diverged_rtol`` in the next pass only (update norms and values only for a net's
+first Adam step) and printed, not judged, after that; rows that depend on no updated parameter
+(inputs, step1's previous frames, D_T_real of a temporal D not yet stepped) keep the strict
+tolerances.
 
 Exit status: 0 when every row passes, 1 when any fails or a case cannot be run, 2 (with one
 line on stderr) when DIR is not a folder of cases.
@@ -453,10 +455,10 @@ def compare(case: Case, passes: Sequence[PassResult], rtol: float = DEFAULT_RTOL
   """The rows of every pass: ours (``passes``, from `simulate`) against the recorded values.
 
   Before the first pass with sign-step differences (module docstring) every row is checked at
-  ``rtol`` / ``update_rtol``. After it, rows that depend on parameters updated since are
-  checked at ``diverged_rtol`` and say so in their note; rows that do not (the inputs, the
-  previous frames made before any update, D_T_real of a temporal D not stepped yet) keep the
-  strict tolerance.
+  ``rtol`` / ``update_rtol``. In the pass after it, rows that depend on parameters updated
+  since are checked at ``diverged_rtol``; in later passes such rows are printed but not judged.
+  Rows that depend on no updated parameter (the inputs, the previous frames made before any
+  update, D_T_real of a temporal D not stepped yet) keep the strict tolerance throughout.
   """
   out = case.outputs
   config = case.config
@@ -470,10 +472,16 @@ def compare(case: Case, passes: Sequence[PassResult], rtol: float = DEFAULT_RTOL
   for k, res in enumerate(passes):
     step = f'step{k}'
     loose = diverged is not None
+    judged = loose and k == int(diverged[4:]) + 1  # the one pass the loose tolerance covers
 
-    def add(row, depends=True, loose=loose):
+    def add(row, depends=True, loose=loose, judged=judged):
       if depends and loose:
-        row = _recheck(row, diverged_rtol, f'diverged since {diverged}')
+        if judged:
+          row = _recheck(row, diverged_rtol, f'diverged since {diverged}')
+        else:
+          row = dataclasses.replace(
+              row, counted=False, note=f'diverged since {diverged}, not judged'
+              + (f'; {row.note}' if row.note else ''))
       rows.append(row)
 
     for s, prev in enumerate(res.prev_frames):
