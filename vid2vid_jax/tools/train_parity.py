@@ -301,6 +301,8 @@ def load_case(case_dir: pathlib.Path) -> Case:
 
 def _clip_frames(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
   b = inputs['data_B']  # [1, T * 3, H, W]
+  if b.shape[0] != 1:  # the flow look-up identifies frames of one clip
+    raise ValueError(f'data_B {b.shape}: the tool handles batchSize 1 cases only')
   return _nhwc(b.reshape(b.shape[0], -1, 3, *b.shape[2:]))[0]
 
 
