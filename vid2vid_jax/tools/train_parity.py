@@ -171,12 +171,17 @@ def parity_config(case_dir: pathlib.Path) -> tuple[Any, dict[str, Any]]:
 
   Returns:
     (config, variables) as `import_torch.import_checkpoint_dir`, with the compat options of
-    docs/training_parity.md set, the dataset flow source and the case's vgg19.pth.
+    docs/training_parity.md set, our extra loss terms off, the dataset flow source and the
+    case's vgg19.pth.
   """
   config, variables = import_torch.import_checkpoint_dir(case_dir)
   for name, value in config.compat.items():  # True restores the original's behaviour
     if isinstance(value, bool):
       config.compat[name] = True
+  # Our additions to the original's losses stay off, whatever the defaults become.
+  loss = config.loss
+  loss.lambda_l1 = loss.lambda_l2 = loss.lambda_occlusion = loss.lambda_mask = 0.0
+  loss.warp_flow_grad = True
   config.flow.source = 'dataset'
   config.loss.vgg_weights = str(case_dir / 'vgg19.pth') if config.loss.use_vgg else ''
   return config, variables
