@@ -212,17 +212,20 @@ def format_table(rows: Sequence[Row], rtol: float) -> str:
   return '\n'.join(lines)
 
 
-_RTOL = flags.DEFINE_float('rtol', DEFAULT_RTOL, 'Pass if ||ours - ref|| / ||ref|| <= rtol.')
-_CASES = flags.DEFINE_list('cases', None, 'Only these case names (default: all).')
+def _define_flags() -> None:
+  """The CLI's flags (defined only when run as a program: tools share flag names)."""
+  flags.DEFINE_float('rtol', DEFAULT_RTOL, 'Pass if ||ours - ref|| / ||ref|| <= rtol.')
+  flags.DEFINE_list('cases', None, 'Only these case names (default: all).')
 
 
 def main(argv: Sequence[str]) -> None:
   if len(argv) != 2:
     raise app.UsageError('usage: python -m vid2vid_jax.tools.parity DIR')
-  rows = run_parity(argv[1], _RTOL.value, _CASES.value)
-  print(format_table(rows, _RTOL.value))
+  rows = run_parity(argv[1], flags.FLAGS.rtol, flags.FLAGS.cases)
+  print(format_table(rows, flags.FLAGS.rtol))
   sys.exit(0 if rows and all(r.passed for r in rows) else 1)
 
 
 if __name__ == '__main__':
+  _define_flags()
   app.run(main)

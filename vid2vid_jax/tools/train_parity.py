@@ -686,15 +686,17 @@ def format_summary(rows: Sequence[Row], rtol: float, update_rtol: float,
   return '\n'.join(lines)
 
 
-_RTOL = flags.DEFINE_float('rtol', DEFAULT_RTOL, 'Outputs and losses pass if rel err <= rtol.')
-_UPDATE_RTOL = flags.DEFINE_float('update_rtol', DEFAULT_UPDATE_RTOL,
-                                  'Update norms and updated tensors pass if rel err <= this.')
-_DIVERGED_RTOL = flags.DEFINE_float(
-    'diverged_rtol', DEFAULT_DIVERGED_RTOL,
-    'Tolerance of rows that depend on parameters updated after a pass with sign-step '
-    'differences.')
-_CASES = flags.DEFINE_list('cases', None, 'Only these case folders (default: all).')
-_ONLY_FAILURES = flags.DEFINE_bool('only_failures', False, 'Print failing rows only.')
+def _define_flags() -> None:
+  """The CLI's flags (defined only when run as a program: tools share flag names)."""
+  flags.DEFINE_float('rtol', DEFAULT_RTOL, 'Outputs and losses pass if rel err <= rtol.')
+  flags.DEFINE_float('update_rtol', DEFAULT_UPDATE_RTOL,
+                     'Update norms and updated tensors pass if rel err <= this.')
+  flags.DEFINE_float(
+      'diverged_rtol', DEFAULT_DIVERGED_RTOL,
+      'Tolerance of rows that depend on parameters updated after a pass with sign-step '
+      'differences.')
+  flags.DEFINE_list('cases', None, 'Only these case folders (default: all).')
+  flags.DEFINE_bool('only_failures', False, 'Print failing rows only.')
 
 
 def main(argv: Sequence[str]) -> None:
@@ -705,12 +707,13 @@ def main(argv: Sequence[str]) -> None:
   except ValueError as e:
     print(f'train_parity: {e}', file=sys.stderr)
     sys.exit(2)
-  rows = run_train_parity(argv[1], _RTOL.value, _UPDATE_RTOL.value, _DIVERGED_RTOL.value,
-                          _CASES.value)
-  print(format_table(rows, _ONLY_FAILURES.value))
-  print(format_summary(rows, _RTOL.value, _UPDATE_RTOL.value, _DIVERGED_RTOL.value))
+  f = flags.FLAGS
+  rows = run_train_parity(argv[1], f.rtol, f.update_rtol, f.diverged_rtol, f.cases)
+  print(format_table(rows, f.only_failures))
+  print(format_summary(rows, f.rtol, f.update_rtol, f.diverged_rtol))
   sys.exit(0 if rows and all(r.passed or not r.counted for r in rows) else 1)
 
 
 if __name__ == '__main__':
+  _define_flags()
   app.run(main)
