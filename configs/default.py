@@ -121,6 +121,9 @@ def get_config() -> ml_collections.ConfigDict:
   #   flows of several pixels).
   train.flow_head_lr_scale = 1.0  # multiplies the flow heads' Adam updates (1 = original; the
   #   heads' outputs are scaled by 20 * 2**s px, so 1/20 gives them an unscaled head's step).
+  train.flow_warmup_steps = 0  # ours, 0 = off: first train G on the flow terms alone (F_Flow,
+  #   F_Warp, W, occlusion) for this many steps, one clip per step, each frame from its real
+  #   previous frames; the steps count in train.num_steps and are not checkpointed.
   train.max_frames_per_gpu = 1  # frames generated per optimizer step (orig: --max_frames_per_gpu).
   train.max_frames_backpropagate = 1  # frames gradients flow back through (orig: same name).
   train.init_from = ''  # checkpoint dir to initialise from, e.g. a coarser model (orig: --load_pretrain).
@@ -132,6 +135,10 @@ def get_config() -> ml_collections.ConfigDict:
   train.image_every_steps = 100  # image grids (orig: --display_freq).
   train.checkpoint_every_steps = 1000  # periodic checkpoints (orig: --save_latest_freq).
   train.keep_checkpoints = 3  # checkpoints kept in the workdir (the original keeps every epoch).
+  train.eval_every_steps = 0  # 0 = off; else score the generator (EMA when kept) on the first
+  #   train.eval_sequences test sequences with eval.* settings (metrics, FVD, baselines) into
+  #   {workdir}/eval_train/step_<step> (metrics.json, metrics.png, mp4s) and TensorBoard 'eval/'.
+  train.eval_sequences = 2  # held-out sequences per training eval (FVD needs >= 2 clips of 16).
 
   # Original behaviour kept on request (reference/vid2vid_spec.md section 8); False = fixed.
   compat = config.compat = ml_collections.ConfigDict()

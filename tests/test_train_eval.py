@@ -142,3 +142,30 @@ def test_nan_guard_names_step_and_checkpoint(data_root, tmp_path, monkeypatch):
   with pytest.raises(RuntimeError, match=r'non-finite loss or gradient at step 2 .*step 1 in'):
     config.train.checkpoint_every_steps = 1
     train_lib.train_and_evaluate(config, tmp_path / 'nan')
+
+
+def test_flow_warmup_then_training_evals(data_root, tmp_path):
+  """Two flow warm-up steps, then regular steps; step 3 is scored on the held-out sequence."""
+  config = tiny_config(data_root, num_steps=4, flow_warmup_steps=2, eval_every_steps=3,
+                       eval_sequences=1)
+  config.eval.metrics = ('psnr', 'ssim', 'warp_error')  # FVD: tests/vid2vid_jax/test_inference.py
+  workdir = tmp_path / 'warmup'
+  state = train_lib.train_and_evaluate(config, workdir)
+  assert int(state.step) == 4
+  records = [json.loads(l) for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
+  losses = {r['step']: r for r in records if 'g/total' in r}
+  assert sorted(losses) == [1, 2, 3, 4]
+  for step in (1, 2):  # the warm-up: flow terms only
+    assert {'g/flow', 'g/warp'} <= set(losses[step]) and 'g/gan' not in losses[step]
+  assert 'g/gan' in losses[3] and 'd/real' in losses[3]
+  evals = [r for r in records if 'eval/psnr' in r]
+  assert [r['step'] for r in evals] == [3]
+  for key in ('eval/ssim', 'eval/warp_error', 'eval/label_mean/psnr', 'eval/flow_oracle/psnr',
+              'eval/ground_truth/warp_error'):
+    assert key in evals[0], key
+  out = workdir / 'eval_train' / 'step_00000003'
+  report = json.loads((out / 'metrics.json').read_text())
+  assert abs(report['mean']['psnr'] - evals[0]['eval/psnr']) < 1e-6
+  assert (out / 'metrics.png').stat().st_size > 0 and not list(out.glob('*/frames'))
+  # Warm-up steps are not checkpointed (checkpoint_every_steps is 2).
+  assert sorted(p.name for p in (workdir / 'checkpoints').iterdir()) == ['4']

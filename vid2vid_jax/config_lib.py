@@ -180,6 +180,17 @@ def config_errors(config: ml_collections.ConfigDict, num_devices: int | None = N
          f'must be "normal" or "zeros", got {train.flow_head_init!r}', errors)
   _check(train.flow_head_lr_scale > 0, 'train.flow_head_lr_scale',
          f'must be > 0, got {train.flow_head_lr_scale}', errors)
+  _check(train.eval_every_steps >= 0, 'train.eval_every_steps',
+         f'must be >= 0 (0 = off), got {train.eval_every_steps}', errors)
+  _check(train.eval_sequences >= 1, 'train.eval_sequences',
+         f'must be >= 1, got {train.eval_sequences}', errors)
+  _check(train.flow_warmup_steps >= 0, 'train.flow_warmup_steps',
+         f'must be >= 0, got {train.flow_warmup_steps}', errors)
+  if train.flow_warmup_steps > 0:
+    _check(not g.no_flow and config.flow.source != 'none', 'train.flow_warmup_steps',
+           f'({train.flow_warmup_steps}) trains the flow terms, so it needs a flow source and '
+           f'flow heads; got flow.source={config.flow.source!r}, '
+           f'model.generator.no_flow={g.no_flow}', errors)
   _check(0.0 <= train.beta1 < 1.0, 'train.beta1', f'must be in [0, 1), got {train.beta1}', errors)
   _check(train.niter >= 0 and train.niter_decay >= 0 and train.niter + train.niter_decay > 0,
          'train.niter/niter_decay',

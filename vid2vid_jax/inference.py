@@ -352,6 +352,20 @@ def evaluate_sequences(sequence_generator: SequenceGenerator, g_params: Any,
   return report
 
 
+def report_scalars(report: Mapping[str, Any], prefix: str = 'eval') -> dict[str, float]:
+  """Flat TensorBoard scalars of a metrics report: '{prefix}/{metric}' for the model (FVD
+  included), '{prefix}/{method}/{metric}' for every baseline and the real video's warp error."""
+  out = {f'{prefix}/{k}': float(v) for k, v in report.get('mean', {}).items()}
+  for name, entry in report.get('baselines', {}).items():
+    out.update({f'{prefix}/{name}/{k}': float(v) for k, v in entry.get('mean', {}).items()})
+  for k, v in (report.get('ground_truth') or {}).get('mean', {}).items():
+    out[f'{prefix}/ground_truth/{k}'] = float(v)
+  for name, value in (report.get('fvd') or {}).get('scores', {}).items():
+    if value is not None:
+      out[f'{prefix}/fvd' if name == 'model' else f'{prefix}/{name}/fvd'] = float(value)
+  return out
+
+
 def _fvd_report(features: Mapping[str, list[np.ndarray]], stride: int,
                 short_sequences: list[str]) -> dict[str, Any]:
   """FVD of every method against the real clips (None with fewer than 2 clips)."""
@@ -397,12 +411,44 @@ def load_generator_params(config: Any, workdir: str | os.PathLike) -> Any:
   return jax.tree_util.tree_map(jnp.asarray, params)
 
 
-def evaluate(config: Any, workdir: str | os.PathLike) -> dict[str, Any]:
-  """eval.py's library call: generate the test sequences of config.data.root and score them."""
-  import input_pipeline  # pylint: disable=g-import-not-at-top  (TensorFlow: only here)
-  from vid2vid_jax import config_lib  # pylint: disable=g-import-not-at-top
+@dataclasses.dataclass(frozen=True)
+class Evaluator:
+  """What scoring a generator on config.data.root's test split needs besides its params, built
+  once by `build_evaluator` (training evaluates every train.eval_every_steps with one)."""
+  config: Any
+  sequence_generator: SequenceGenerator
+  metrics: tuple[str, ...]
+  first_frame_fn: Callable | None = None
+  flow_fn: Callable | None = None
+  fvd_extractor: Callable | None = None
+  label_colours: np.ndarray | None = None
+
+  def __call__(self, g_params: Any, out_dir: str | os.PathLike,
+               num_sequences: int | None = None, write_png: bool = True) -> dict[str, Any]:
+    """Generates and scores the first ``num_sequences`` test sequences (default
+    config.eval.num_sequences; <= 0 = all) into out_dir; see `evaluate_sequences`."""
+    import input_pipeline  # pylint: disable=g-import-not-at-top  (TensorFlow: only here)
+    config = self.config
+    if num_sequences is None:
+      num_sequences = config.eval.num_sequences
+    sequences = input_pipeline.iterate_test_sequences(config, split=config.eval.phase)
+    if num_sequences > 0:
+      sequences = (s for i, s in zip(range(num_sequences), sequences))
+    return evaluate_sequences(self.sequence_generator, g_params, sequences, out_dir,
+                              label_nc=config.data.label_nc, fps=config.eval.fps,
+                              max_frames=config.eval.how_many,
+                              first_frame_fn=self.first_frame_fn, flow_fn=self.flow_fn,
+                              write_png=write_png, metrics=self.metrics,
+                              label_colours=self.label_colours,
+                              use_baselines=config.eval.baselines,
+                              fvd_extractor=self.fvd_extractor,
+                              fvd_clip_stride=config.eval.fvd_clip_stride)
+
+
+def build_evaluator(config: Any) -> Evaluator:
+  """The `Evaluator` of a validated config: the generator module, first-frame generator,
+  FlowNet2 for the warp error, the FVD network and the label-mean colours, as configured."""
   from vid2vid_jax.models import builders  # pylint: disable=g-import-not-at-top
-  config_lib.validate_config(config)
   mode = config.eval.first_frame_mode or config.first_frame.mode
   g = config.model.generator
   sequence_generator = SequenceGenerator(
@@ -410,10 +456,7 @@ def evaluate(config: Any, workdir: str | os.PathLike) -> dict[str, Any]:
       n_scales=g.n_scales_spatial, label_nc=config.data.label_nc,
       fg_labels=tuple(g.fg_labels) if g.fg else (), first_frame_mode=mode,
       chunk_frames=config.eval.chunk_frames)
-  g_params = load_generator_params(config, workdir)
-  first_frame_fn = None
-  if mode == 'single_g':
-    first_frame_fn = _first_frame_fn(config)
+  first_frame_fn = _first_frame_fn(config) if mode == 'single_g' else None
   flow_fn = None
   if config.flow.source == 'flownet2' and config.flow.checkpoint:
     from flow import api as flow_api  # pylint: disable=g-import-not-at-top
@@ -432,16 +475,17 @@ def evaluate(config: Any, workdir: str | os.PathLike) -> dict[str, Any]:
   colours = None
   if config.eval.baselines and config.data.label_nc > 0:
     colours = _label_mean_colours(config)
-  sequences = input_pipeline.iterate_test_sequences(config, split=config.eval.phase)
-  if config.eval.num_sequences > 0:
-    sequences = (s for i, s in zip(range(config.eval.num_sequences), sequences))
+  return Evaluator(config, sequence_generator, metrics, first_frame_fn, flow_fn, fvd_extractor,
+                   colours)
+
+
+def evaluate(config: Any, workdir: str | os.PathLike) -> dict[str, Any]:
+  """eval.py's library call: generate the test sequences of config.data.root and score them."""
+  from vid2vid_jax import config_lib  # pylint: disable=g-import-not-at-top
+  config_lib.validate_config(config)
+  g_params = load_generator_params(config, workdir)
   out_dir = config.eval.results_dir or pathlib.Path(workdir) / 'eval'
-  return evaluate_sequences(sequence_generator, g_params, sequences, out_dir,
-                            label_nc=config.data.label_nc, fps=config.eval.fps,
-                            max_frames=config.eval.how_many, first_frame_fn=first_frame_fn,
-                            flow_fn=flow_fn, metrics=metrics, label_colours=colours,
-                            use_baselines=config.eval.baselines, fvd_extractor=fvd_extractor,
-                            fvd_clip_stride=config.eval.fvd_clip_stride)
+  return build_evaluator(config)(g_params, out_dir)
 
 
 def _label_mean_colours(config: Any) -> np.ndarray:

@@ -368,6 +368,35 @@ def _face_scale(face_valid: Optional[Array]) -> Array:
   return face_valid
 
 
+def flow_terms(weights: LossWeights, *, flow: Optional[Array], weight: Optional[Array],
+               real_prev: Optional[Array], real: Array, flow_ref: Optional[Array],
+               conf_ref: Optional[Array]) -> dict[str, Array]:
+  """The flow and blend-weight terms, each already weighted: 'g/flow' (F_Flow), 'g/warp'
+  (F_Warp), 'g/mask' (W, if use_mask_loss) and 'g/occlusion' (ours, if lambda_occlusion > 0).
+
+  Args: as `generator_loss_terms` ([..., H, W, C] frames, pixels for flows, [0, 1] for weight
+  and conf_ref).
+  """
+  w = weights
+  missing = [n for n, a in (('flow', flow), ('real_prev', real_prev), ('flow_ref', flow_ref),
+                            ('conf_ref', conf_ref)) if a is None]
+  if w.use_mask_loss and weight is None:
+    missing.append('weight')
+  if missing:
+    raise ValueError(f'flow terms need {missing} (or weights.no_flow=True)')
+  terms = {
+      'g/flow': (w.lambda_F / 2**(w.n_scales_spatial - 1)) * flow_loss(flow, flow_ref, conf_ref),
+      'g/warp': w.lambda_T * warp_loss(real_prev, real, flow, conf_ref),
+  }
+  if w.use_mask_loss:
+    terms['g/mask'] = w.lambda_mask * mask_loss(weight, conf_ref)
+  if w.lambda_occlusion > 0:
+    if weight is None:
+      raise ValueError('the occlusion term (lambda_occlusion > 0) needs weight')
+    terms['g/occlusion'] = w.lambda_occlusion * occlusion_loss(weight, conf_ref)
+  return terms
+
+
 def generator_loss_terms(
     weights: LossWeights,
     *,
@@ -469,21 +498,8 @@ def generator_loss_terms(
                                       for x, _ in passes)
 
   if not w.no_flow:
-    missing = [n for n, a in (('flow', flow), ('real_prev', real_prev), ('flow_ref', flow_ref),
-                              ('conf_ref', conf_ref)) if a is None]
-    if w.use_mask_loss and weight is None:
-      missing.append('weight')
-    if missing:
-      raise ValueError(f'flow terms need {missing} (or weights.no_flow=True)')
-    terms['g/flow'] = (w.lambda_F / 2**(w.n_scales_spatial - 1)) * flow_loss(flow, flow_ref,
-                                                                              conf_ref)
-    terms['g/warp'] = w.lambda_T * warp_loss(real_prev, real, flow, conf_ref)
-    if w.use_mask_loss:
-      terms['g/mask'] = w.lambda_mask * mask_loss(weight, conf_ref)
-    if w.lambda_occlusion > 0:
-      if weight is None:
-        raise ValueError('the occlusion term (lambda_occlusion > 0) needs weight')
-      terms['g/occlusion'] = w.lambda_occlusion * occlusion_loss(weight, conf_ref)
+    terms.update(flow_terms(w, flow=flow, weight=weight, real_prev=real_prev, real=real,
+                            flow_ref=flow_ref, conf_ref=conf_ref))
 
   if fake_prev is not None:
     if flow_ref is None or conf_ref is None:

@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from absl import logging
+import cv2
 import flax
 import jax
 import jax.numpy as jnp
@@ -819,8 +820,8 @@ def _apply_gradients(txs: Mapping[str, optax.GradientTransformation], options: S
   """One Adam update per optimizer group ('g', 'd', 'd_t{s}'), skipped when the step is not
   finite or ``apply[group]`` is False (a temporal D without windows is not stepped, as the
   original)."""
-  new_params = {'g': None, 'd': None, 'd_t': {}}
-  new_opt = {}
+  new_params = {**state.params, 'd_t': dict(state.params['d_t'])}  # groups without grads stay
+  new_opt = dict(state.opt_state)
   for group, group_grads in grads.items():
     params = _group_params(state.params, group)
     opt_state = state.opt_state[group]
@@ -906,6 +907,78 @@ def first_frame_step(models: Models, losses: losses_lib.LossWeights, options: St
   b, t = batch['image'].shape[:2]
   images = {'cond': batch['cond'], 'fake': fake.reshape((b, t) + fake.shape[1:]),
             'real': batch['image'], 'raw': fake.reshape((b, t) + fake.shape[1:])}
+  return new_state, {'scalars': metrics, 'images': images}
+
+
+def flow_warmup_step(models: Models, losses: losses_lib.LossWeights, options: StepOptions,
+                     txs: Mapping[str, optax.GradientTransformation], state: TrainState,
+                     chunk: Mapping[str, Array], learning_rates: Mapping[str, Array],
+                     frozen: Mapping[str, Any], flow_fn: Callable | None = None
+                     ) -> tuple[TrainState, dict[str, Any]]:
+  """One generator step on the flow terms alone (config train.flow_warmup_steps; ours).
+
+  Every new frame of the chunk is generated from its real previous frames, all in one batch, and
+  only `losses.flow_terms` (F_Flow, F_Warp, W and the occlusion term where on) train G: the flow
+  and blend-weight heads learn the motion before the image path learns whether the warped frame
+  can be trusted. The discriminators are not stepped.
+
+  Args:
+    chunk: as `train_step` (usually a whole clip: every frame after the first n_frames_G - 1).
+    Others: as `train_step`; the 'd' and 'd_t' learning rates are unused.
+
+  Returns:
+    (new TrainState, {'scalars': flat dict of scalars incl. 'finite', 'images': as train_step's,
+    with the previous real frame warped by the generated flow as 'fake' and 'raw'}).
+  """
+  tg = models.n_frames_G
+  cond, image = chunk['cond'], chunk['image']
+  n_new = cond.shape[1] - (tg - 1)
+  if n_new < 1:
+    raise ValueError(f'a chunk needs more than n_frames_G - 1 = {tg - 1} frames, got '
+                     f'{cond.shape[1]}')
+  if flow_fn is None and options.flow_source == 'flownet2':
+    from flow import api as flow_api  # pylint: disable=g-import-not-at-top
+    flow_fn = functools.partial(flow_api.compute_flow_and_conf, frozen['flownet'])
+  real = image[:, tg - 1:]
+  real_prev = image[:, tg - 2:-1]
+  flow_ref, conf_ref = _reference_flows(models, options, chunk, flow_fn, real, real_prev)
+  flow_ref, conf_ref = jax.lax.stop_gradient(flow_ref), jax.lax.stop_gradient(conf_ref)
+  # Frame t's input window and its real previous frames, every t of the chunk as one batch.
+  windows = _flat(jnp.stack([cond[:, j:j + tg] for j in range(n_new)], axis=1))
+  prevs = _flat(jnp.stack([image[:, j:j + tg - 1] for j in range(n_new)], axis=1))
+  window_pyr = layers.pyramid(windows, models.n_scales)
+  prev_pyr = layers.pyramid(prevs, models.n_scales)
+  masks = None
+  if models.fg_labels:
+    masks = [generator_lib.fg_mask_from_labels(w[:, -1, ..., :models.label_nc],
+                                               models.fg_labels) for w in window_pyr]
+
+  def generator_loss(g_params):
+    outs = models.generator.apply({'params': g_params}, list(window_pyr), list(prev_pyr), masks,
+                                  detach_coarse=not options.train_coarse)
+    finest = outs[-1]
+    flow = finest['flow'].astype(jnp.float32)
+    weight = finest['weight'].astype(jnp.float32)
+    terms = losses_lib.flow_terms(losses, flow=flow, weight=weight, real_prev=_flat(real_prev),
+                                  real=_flat(real), flow_ref=_flat(flow_ref),
+                                  conf_ref=_flat(conf_ref))
+    return losses_lib.total_generator_loss(terms), (terms, flow, weight)
+
+  (g_total, (terms, flow, weight)), g_grads = jax.value_and_grad(
+      generator_loss, has_aux=True)(state.params['g'])
+  finite = _all_finite(g_total, g_grads)
+  if models.n_scales > 1 and not (options.train_coarse and options.update_coarse):
+    finest_name = f'scale{models.n_scales - 1}'
+    g_grads = {k: (v if k == finest_name else jax.tree_util.tree_map(jnp.zeros_like, v))
+               for k, v in g_grads.items()}
+  new_state = _apply_gradients(txs, options, state, {'g': g_grads}, learning_rates, finite, {})
+  metrics = {**terms, 'g/total': g_total, 'finite': finite.astype(jnp.float32),
+             'lr/g': jnp.asarray(learning_rates['g'], jnp.float32)}
+  b = real.shape[0]
+  as_clip = lambda x: jax.lax.stop_gradient(x).reshape((b, n_new) + x.shape[1:])
+  warped = as_clip(warp_lib.warp(_flat(real_prev), flow))  # in the 'fake' and 'raw' panels
+  images = {'cond': cond[:, tg - 1:], 'real': real, 'fake': warped, 'raw': warped,
+            'flow': as_clip(flow), 'weight': as_clip(weight), 'flow_ref': flow_ref}
   return new_state, {'scalars': metrics, 'images': images}
 
 
@@ -1146,7 +1219,8 @@ def _train(config: Any, workdir: pathlib.Path, mesh: jax.sharding.Mesh) -> Train
                                                         n_frames_total=n_total)
     return datasets[n_total]
 
-  total_steps = planned_steps(schedule, dataset_for, tg, models.target)
+  warmup_steps = config.train.flow_warmup_steps if models.target == 'video' else 0
+  total_steps = warmup_steps + planned_steps(schedule, dataset_for, tg, models.target)
   if num_steps is not None:
     total_steps = min(total_steps, num_steps)
   state = seq = new_sequence_state = shardings = None
@@ -1163,9 +1237,85 @@ def _train(config: Any, workdir: pathlib.Path, mesh: jax.sharding.Mesh) -> Train
     last_saved = step
     logging.info('Saved checkpoint at step %d', step)
 
+  def ensure_state(batch):
+    """Creates (or restores) the states on the first batch, whose shape fixes their layout."""
+    nonlocal state, seq, shardings, new_sequence_state
+    if state is not None:
+      return
+    b, _, height, width, _ = batch['image'].shape
+    state, shardings, new_sequence_state = create_sharded_states(
+        models, schedule, init_key, b * jax.process_count(), height, width, mesh,
+        ema=config.train.ema_decay > 0, fsdp=config.sharding.fsdp,
+        fsdp_min_size=config.sharding.fsdp_min_size)
+    if latest is not None:
+      state, seq = checkpoint.restore_train(manager, latest, state, new_sequence_state())
+    elif config.train.init_from:
+      params = _init_from(state.params, config.train.init_from)
+      state = state.replace(params=params, ema_g=_copy(params['g']) if state.ema_g is not None
+                            else None)
+      state = jax.device_put(state, shardings[0])
+
+  def write_logs(step, scalars, epoch, n_total, images_fn):
+    log_scalars.append(scalars)
+    if step % config.train.log_every_steps == 0 or step == num_steps:
+      mean = {k: float(np.mean([float(s[k]) for s in log_scalars]))
+              for k in log_scalars[0] if k != 'finite'}
+      mean['epoch'] = epoch
+      mean['n_frames_total'] = n_total
+      mean.update(device_memory_gib())
+      writer.write_scalars(step, mean)
+      log_scalars.clear()
+    if step % config.train.image_every_steps == 0 or step == num_steps:
+      images = sharding_lib.to_host(images_fn())  # every process joins the gather
+      writer.write_images(step, {'train/cond_fake_real_raw_flow_weight_flowref':
+                                 summary_image(images, models.label_nc)})
+    progress(step)
+
+  evaluator = None
+  if config.train.eval_every_steps > 0 and models.target == 'video':
+    from vid2vid_jax import inference  # pylint: disable=g-import-not-at-top
+    evaluator = inference.build_evaluator(config)  # fails on a bad eval setup before training
+
+  def evaluate(step):
+    """Scores the generator into workdir/eval_train/step_<step> and TensorBoard 'eval/'."""
+    g_params = sharding_lib.to_host(state.ema_g if state.ema_g is not None else state.params['g'])
+    if not is_main:
+      return
+    out_dir = workdir / 'eval_train' / f'step_{step:08d}'
+    report = evaluator(g_params, out_dir, config.train.eval_sequences, write_png=False)
+    writer.write_scalars(step, inference.report_scalars(report))
+    picture = cv2.imread(str(out_dir / 'metrics.png'), cv2.IMREAD_COLOR)
+    writer.write_images(step, {'eval/metrics': picture[None, ..., ::-1]})
+
   step = latest or 0
-  done = num_steps is not None and step >= num_steps
+  next_position = (position['epoch'], position['clip'], position['chunk'])
   t_start = time.monotonic()
+  if step < warmup_steps:  # a fresh run: warm-ups are not checkpointed, an interrupted one reruns
+    n_total = schedule.n_frames_total_at(0)
+    dataset = dataset_for(n_total)
+    dataset.set_state({'step': 0})
+    options = step_options(config, schedule, 0)
+    rates = {k: np.float32(v) for k, v in schedule.learning_rates(0).items()}
+    warmup = None
+    logging.info('Flow warm-up: %d steps on clips of %d frames', warmup_steps, n_total)
+    while step < warmup_steps:
+      batch = next(dataset)
+      ensure_state(batch)
+      chunk = sharding_lib.to_global(chunks_of(batch, tg, batch['cond'].shape[1] - (tg - 1))[0],
+                                     mesh)
+      if warmup is None:
+        warmup = jit_step(functools.partial(flow_warmup_step, models, losses, options,
+                                            make_optimizers(schedule, state.params)),
+                          mesh, shardings[0], None, chunk)
+      state, out = warmup(state, chunk, rates, frozen)
+      step += 1
+      if not bool(out['scalars']['finite']):
+        raise RuntimeError(f'non-finite flow warm-up loss or gradient at step {step}')
+      write_logs(step, out['scalars'], 0, n_total, lambda: out['images'])
+      if num_steps is not None and step >= num_steps:
+        break
+    del warmup
+  done = num_steps is not None and step >= num_steps
   for epoch in range(position['epoch'], schedule.num_epochs):
     if done:
       break
@@ -1185,20 +1335,7 @@ def _train(config: Any, workdir: pathlib.Path, mesh: jax.sharding.Mesh) -> Train
         chunks = [{'cond': batch['cond'], 'image': batch['image']}]
       else:
         chunks = chunks_of(batch, tg, per_step)
-      b, _, height, width, _ = batch['image'].shape
-      b *= jax.process_count()
-      if state is None:
-        state, shardings, new_sequence_state = create_sharded_states(
-            models, schedule, init_key, b, height, width, mesh,
-            ema=config.train.ema_decay > 0, fsdp=config.sharding.fsdp,
-            fsdp_min_size=config.sharding.fsdp_min_size)
-        if latest is not None:
-          state, seq = checkpoint.restore_train(manager, latest, state, new_sequence_state())
-        elif config.train.init_from:
-          params = _init_from(state.params, config.train.init_from)
-          state = state.replace(params=params, ema_g=_copy(params['g']) if state.ema_g is not None
-                                else None)
-          state = jax.device_put(state, shardings[0])
+      ensure_state(batch)
       first_chunk = 0
       if (latest is not None and epoch == position['epoch'] and clip == position['clip']
           and position['chunk'] > 0):
@@ -1229,21 +1366,10 @@ def _train(config: Any, workdir: pathlib.Path, mesh: jax.sharding.Mesh) -> Train
               f'non-finite loss or gradient at step {step} (epoch {epoch}, clip {clip}, chunk '
               f'{c}); the update was skipped. Last good checkpoint: '
               f'{"none" if last_saved is None else f"step {last_saved} in {manager.directory}"}')
-        log_scalars.append(scalars)
-        if step % config.train.log_every_steps == 0 or step == num_steps:
-          mean = {k: float(np.mean([float(s[k]) for s in log_scalars]))
-                  for k in log_scalars[0] if k != 'finite'}
-          mean['epoch'] = epoch
-          mean['n_frames_total'] = n_total
-          mean.update(device_memory_gib())
-          writer.write_scalars(step, mean)
-          log_scalars.clear()
-        if step % config.train.image_every_steps == 0 or step == num_steps:
-          images = sharding_lib.to_host(out['images'])  # every process joins the gather
-          writer.write_images(step, {'train/cond_fake_real_raw_flow_weight_flowref':
-                                     summary_image(images, models.label_nc)})
-        progress(step)
+        write_logs(step, scalars, epoch, n_total, lambda: out['images'])
         next_position = (epoch, clip, c + 1) if c + 1 < len(chunks) else (epoch, clip + 1, 0)
+        if evaluator is not None and step % config.train.eval_every_steps == 0:
+          evaluate(step)
         if step % config.train.checkpoint_every_steps == 0:
           save(step, *next_position, seq)
         if num_steps is not None and step >= num_steps:
@@ -1254,7 +1380,7 @@ def _train(config: Any, workdir: pathlib.Path, mesh: jax.sharding.Mesh) -> Train
   if state is None:
     raise ValueError(f'the training set of {config.data.root} yielded no clips')
   if last_saved != step:
-    save(step, *next_position, seq)
+    save(step, *next_position, seq if seq is not None else new_sequence_state())
   writer.flush()
   logging.info('Training finished at step %d in %.1f s', step, time.monotonic() - t_start)
   return state

@@ -99,6 +99,11 @@ def _bad(name='demo', **overrides):
     ({'model.dtype': 'float16'}, None, 'model.dtype: must be one of'),
     ({'data.fine_size': 128, 'data.resize_or_crop': 'scaleWidth_and_crop'}, None,
      'data.fine_size: the crop (128) cannot exceed'),
+    ({'train.flow_warmup_steps': 10, 'flow.source': 'none'}, None,
+     "train.flow_warmup_steps: (10) trains the flow terms, so it needs a flow source"),
+    ({'train.flow_warmup_steps': -1}, None, 'train.flow_warmup_steps: must be >= 0'),
+    ({'train.eval_every_steps': -5}, None, 'train.eval_every_steps: must be >= 0'),
+    ({'train.eval_sequences': 0}, None, 'train.eval_sequences: must be >= 1'),
 ])
 def test_bad_combination_raises_naming_field(overrides, num_devices, message):
   with pytest.raises(config_lib.ConfigError) as info:

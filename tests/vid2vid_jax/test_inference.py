@@ -220,3 +220,13 @@ def test_side_by_side_video_has_captions(tmp_path):
   # Different captions: the strips differ between panels; the panels themselves start below.
   assert np.abs(strip[:, :128] - strip[:, 128:256]).mean() > 5
   assert np.abs(body[:, 128:256] - body[:, 256:]).mean() > 1  # ours (brightened) vs ground truth
+
+
+def test_report_scalars_flattens_model_baselines_and_fvd():
+  report = {'mean': {'psnr': 20.0, 'ssim': 0.5},
+            'baselines': {'label_mean': {'mean': {'psnr': 17.0}}},
+            'ground_truth': {'mean': {'warp_error': 0.01}},
+            'fvd': {'scores': {'model': 300.0, 'label_mean': 900.0, 'copy_previous': None}}}
+  assert inference.report_scalars(report) == {
+      'eval/psnr': 20.0, 'eval/ssim': 0.5, 'eval/label_mean/psnr': 17.0,
+      'eval/ground_truth/warp_error': 0.01, 'eval/fvd': 300.0, 'eval/label_mean/fvd': 900.0}
