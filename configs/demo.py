@@ -53,6 +53,7 @@ def get_config():
   config.train.log_every_steps = 20
   config.train.image_every_steps = 100
   config.train.checkpoint_every_steps = 100
+  config.train.eval_every_steps = 420  # held-out scores, FVD and metrics.png at mid-run and end
   config.eval.results_dir = 'runs/demo'  # runs/demo/<seq>.mp4, <seq>_side_by_side.mp4
   config.eval.how_many = 24
   config.eval.num_sequences = 2

@@ -579,6 +579,26 @@ def _apply_d(model, params, x):
   return model.apply({'params': params}, x)
 
 
+def _check_chunk(models: Models, options: StepOptions, chunk: Mapping[str, Array],
+                 frozen: Mapping[str, Any], flow_fn: Callable | None
+                 ) -> tuple[int, Callable | None]:
+  """(new frames in the chunk, the flow function to use): validates the chunk's shapes and
+  binds FlowNet2 from frozen['flownet'] for the 'flownet2' source when no flow_fn is given."""
+  tg = models.n_frames_G
+  cond, image = chunk['cond'], chunk['image']
+  if cond.ndim != 5 or image.ndim != 5 or cond.shape[:2] != image.shape[:2]:
+    raise ValueError(f'chunk cond {cond.shape} / image {image.shape} must be [B, T, H, W, C] '
+                     'with one B and T')
+  n_new = cond.shape[1] - (tg - 1)
+  if n_new < 1:
+    raise ValueError(f'a chunk needs more than n_frames_G - 1 = {tg - 1} frames, got '
+                     f'{cond.shape[1]}')
+  if flow_fn is None and options.flow_source == 'flownet2':
+    from flow import api as flow_api  # pylint: disable=g-import-not-at-top
+    flow_fn = functools.partial(flow_api.compute_flow_and_conf, frozen['flownet'])
+  return n_new, flow_fn
+
+
 def train_step(models: Models, losses: losses_lib.LossWeights, options: StepOptions,
                txs: Mapping[str, optax.GradientTransformation], state: TrainState,
                seq: SequenceState, chunk: Mapping[str, Array], learning_rates: Mapping[str, Array],
@@ -607,16 +627,7 @@ def train_step(models: Models, losses: losses_lib.LossWeights, options: StepOpti
   """
   tg = models.n_frames_G
   cond, image = chunk['cond'], chunk['image']
-  if cond.ndim != 5 or image.ndim != 5 or cond.shape[:2] != image.shape[:2]:
-    raise ValueError(f'chunk cond {cond.shape} / image {image.shape} must be [B, T, H, W, C] '
-                     'with one B and T')
-  n_new = cond.shape[1] - (tg - 1)
-  if n_new < 1:
-    raise ValueError(f'a chunk needs more than n_frames_G - 1 = {tg - 1} frames, got '
-                     f'{cond.shape[1]}')
-  if flow_fn is None and options.flow_source == 'flownet2':
-    from flow import api as flow_api  # pylint: disable=g-import-not-at-top
-    flow_fn = functools.partial(flow_api.compute_flow_and_conf, frozen['flownet'])
+  n_new, flow_fn = _check_chunk(models, options, chunk, frozen, flow_fn)
   vgg_fn = None
   if losses.use_vgg:
     from vid2vid_jax import vgg  # pylint: disable=g-import-not-at-top
@@ -932,13 +943,7 @@ def flow_warmup_step(models: Models, losses: losses_lib.LossWeights, options: St
   """
   tg = models.n_frames_G
   cond, image = chunk['cond'], chunk['image']
-  n_new = cond.shape[1] - (tg - 1)
-  if n_new < 1:
-    raise ValueError(f'a chunk needs more than n_frames_G - 1 = {tg - 1} frames, got '
-                     f'{cond.shape[1]}')
-  if flow_fn is None and options.flow_source == 'flownet2':
-    from flow import api as flow_api  # pylint: disable=g-import-not-at-top
-    flow_fn = functools.partial(flow_api.compute_flow_and_conf, frozen['flownet'])
+  n_new, flow_fn = _check_chunk(models, options, chunk, frozen, flow_fn)
   real = image[:, tg - 1:]
   real_prev = image[:, tg - 2:-1]
   flow_ref, conf_ref = _reference_flows(models, options, chunk, flow_fn, real, real_prev)

@@ -54,6 +54,18 @@ def _two_steps(config):
               seqs=(seq, seq1, seq2), outs=(out1, out2))
 
 
+def _bound_step(step_fn, config, seed):
+  """(models, schedule, fresh state, jitted step_fn bound to config's static pieces)."""
+  models = train_lib.build_models(config)
+  schedule = train_lib.schedule_from_config(config)
+  state = train_lib.create_train_state(models, schedule, jax.random.PRNGKey(seed), B, H, W)
+  step = jax.jit(functools.partial(
+      step_fn, models, losses_lib.loss_weights_from_config(config),
+      train_lib.step_options(config, schedule, 0), train_lib.make_optimizers(schedule,
+                                                                             state.params)))
+  return models, schedule, state, step
+
+
 @pytest.fixture(scope='module')
 def setup():
   return _two_steps(tiny_config())
@@ -113,13 +125,7 @@ def test_non_finite_input_skips_update(setup):
 def test_flow_warmup_step_trains_the_flow_alone():
   """Flow terms only, from the real previous frames: D untouched, the flow loss falls."""
   config = tiny_config()
-  models = train_lib.build_models(config)
-  schedule = train_lib.schedule_from_config(config)
-  state = train_lib.create_train_state(models, schedule, jax.random.PRNGKey(0), B, H, W)
-  step = jax.jit(functools.partial(
-      train_lib.flow_warmup_step, models, losses_lib.loss_weights_from_config(config),
-      train_lib.step_options(config, schedule, 0), train_lib.make_optimizers(schedule,
-                                                                             state.params)))
+  _, schedule, state, step = _bound_step(train_lib.flow_warmup_step, config, 0)
   rates = {k: jnp.float32(v) for k, v in schedule.learning_rates(0).items()}
   chunk = _chunk(4, t=TG - 1 + 4)
   chunk['flow_gt'][:] = 1.5  # one uniform motion: learnable within a few steps
@@ -219,14 +225,8 @@ def test_first_frame_target_trains_single_image_generator():
   config.train.target = 'first_frame'
   f = config.first_frame
   f.net, f.ngf, f.n_downsample, f.n_blocks = 'global', 8, 2, 1
-  models = train_lib.build_models(config)
+  models, schedule, state, step = _bound_step(train_lib.first_frame_step, config, 1)
   assert models.temporal_d is None and models.first_frame_channels == 35
-  schedule = train_lib.schedule_from_config(config)
-  state = train_lib.create_train_state(models, schedule, jax.random.PRNGKey(1), B, H, W)
-  step = jax.jit(functools.partial(
-      train_lib.first_frame_step, models, losses_lib.loss_weights_from_config(config),
-      train_lib.step_options(config, schedule, 0), train_lib.make_optimizers(schedule,
-                                                                             state.params)))
   chunk = _chunk(4)
   rates = {k: jnp.float32(v) for k, v in schedule.learning_rates(0).items()}
   new_state, out = step(state, {'cond': chunk['cond'], 'image': chunk['image']}, rates,
