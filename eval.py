@@ -1,7 +1,8 @@
 """Generates and scores test videos: `python eval.py --config configs/demo.py --workdir runs/demo`.
 
 Writes {workdir}/eval (or config.eval.results_dir): per sequence PNG frames, an mp4, a
-side-by-side mp4 (conditioning | result | ground truth) and metrics.json.
+side-by-side mp4 (conditioning | result | ground truth), metrics.json, metrics.png, and the
+scores as TensorBoard scalars '<eval.phase>/...' at the checkpoint's step (with metrics.jsonl).
 """
 
 from absl import app

@@ -112,6 +112,10 @@ def test_resume_equals_uninterrupted_and_eval(data_root, tmp_path):
                                       'flow_oracle'}
   assert (out / 'metrics.png').exists()
   assert len(list((out / name / 'frames').glob('*.png'))) == seq['num_frames']
+  # TensorBoard / metrics.jsonl: the scores under 'test/' at the evaluated checkpoint's step.
+  summary, = [json.loads(l) for l in (out / 'metrics.jsonl').read_text().splitlines()]
+  assert summary['step'] == 4 and summary['test/psnr'] == pytest.approx(report['mean']['psnr'])
+  assert 'test/label_mean/psnr' in summary and list(out.glob('events.out.tfevents.*'))
 
 
 def test_nan_guard_names_step_and_checkpoint(data_root, tmp_path, monkeypatch):

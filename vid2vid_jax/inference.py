@@ -18,6 +18,7 @@ import pathlib
 from typing import Any
 
 from absl import logging
+import cv2
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -352,6 +353,17 @@ def evaluate_sequences(sequence_generator: SequenceGenerator, g_params: Any,
   return report
 
 
+def write_report_summaries(writer: Any, step: int, report: Mapping[str, Any],
+                           out_dir: str | os.PathLike, prefix: str) -> None:
+  """Writes `report_scalars` of a report under ``prefix`` and its out_dir/metrics.png as the
+  image '{prefix}/metrics' to a `writers.create_writer` writer."""
+  writer.write_scalars(step, report_scalars(report, prefix))
+  picture = cv2.imread(str(pathlib.Path(out_dir) / 'metrics.png'), cv2.IMREAD_COLOR)
+  if picture is not None:
+    writer.write_images(step, {f'{prefix}/metrics': picture[None, ..., ::-1]})
+  writer.flush()
+
+
 def report_scalars(report: Mapping[str, Any], prefix: str = 'eval') -> dict[str, float]:
   """Flat TensorBoard scalars of a metrics report: '{prefix}/{metric}' for the model (FVD
   included), '{prefix}/{method}/{metric}' for every baseline and the real video's warp error."""
@@ -387,10 +399,10 @@ def _fvd_report(features: Mapping[str, list[np.ndarray]], stride: int,
           'short_sequences': short_sequences, 'scores': scores}
 
 
-def load_generator_params(config: Any, workdir: str | os.PathLike) -> Any:
-  """Generator params for eval: config.eval.checkpoint (an import_torch checkpoint) if set,
-  else the workdir's training checkpoint (config.eval.checkpoint_step, -1 = latest; the EMA
-  params when training kept them)."""
+def load_generator_params(config: Any, workdir: str | os.PathLike) -> tuple[Any, int | None]:
+  """(generator params, training step or None) for eval: config.eval.checkpoint (an
+  import_torch checkpoint, step None) if set, else the workdir's training checkpoint
+  (config.eval.checkpoint_step, -1 = latest; the EMA params when training kept them)."""
   from vid2vid_jax import checkpoint  # pylint: disable=g-import-not-at-top
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   if config.eval.checkpoint:
@@ -398,7 +410,7 @@ def load_generator_params(config: Any, workdir: str | os.PathLike) -> Any:
     if 'generator' not in tree:
       raise ValueError(f'eval.checkpoint={config.eval.checkpoint} has no generator '
                        f'(found {sorted(tree)})')
-    return jax.tree_util.tree_map(jnp.asarray, tree['generator']['params'])
+    return jax.tree_util.tree_map(jnp.asarray, tree['generator']['params']), None
   manager = checkpoint.create_manager(workdir)
   step = manager.latest_step() if config.eval.checkpoint_step < 0 else config.eval.checkpoint_step
   if step is None or step not in manager.all_steps():
@@ -408,7 +420,7 @@ def load_generator_params(config: Any, workdir: str | os.PathLike) -> Any:
   params = state.get('ema_g') or state['params']['g']
   logging.info('Evaluating the generator of step %d from %s%s', step, manager.directory,
                ' (EMA)' if state.get('ema_g') else '')
-  return jax.tree_util.tree_map(jnp.asarray, params)
+  return jax.tree_util.tree_map(jnp.asarray, params), step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -483,9 +495,15 @@ def evaluate(config: Any, workdir: str | os.PathLike) -> dict[str, Any]:
   """eval.py's library call: generate the test sequences of config.data.root and score them."""
   from vid2vid_jax import config_lib  # pylint: disable=g-import-not-at-top
   config_lib.validate_config(config)
-  g_params = load_generator_params(config, workdir)
-  out_dir = config.eval.results_dir or pathlib.Path(workdir) / 'eval'
-  return build_evaluator(config)(g_params, out_dir)
+  g_params, step = load_generator_params(config, workdir)
+  out_dir = pathlib.Path(config.eval.results_dir or pathlib.Path(workdir) / 'eval')
+  report = build_evaluator(config)(g_params, out_dir)
+  if jax.process_index() == 0:  # TensorBoard: '<eval.phase>/...' at the checkpoint's step
+    from vid2vid_jax import writers  # pylint: disable=g-import-not-at-top
+    writer = writers.create_writer(out_dir, just_logging=False)
+    write_report_summaries(writer, step or 0, report, out_dir, config.eval.phase)
+    writer.close()
+  return report
 
 
 def _label_mean_colours(config: Any) -> np.ndarray:

@@ -19,7 +19,6 @@ import time
 from typing import Any
 
 from absl import logging
-import cv2
 import flax
 import jax
 import jax.numpy as jnp
@@ -1288,9 +1287,7 @@ def _train(config: Any, workdir: pathlib.Path, mesh: jax.sharding.Mesh) -> Train
       return
     out_dir = workdir / 'eval_train' / f'step_{step:08d}'
     report = evaluator(g_params, out_dir, config.train.eval_sequences, write_png=False)
-    writer.write_scalars(step, inference.report_scalars(report))
-    picture = cv2.imread(str(out_dir / 'metrics.png'), cv2.IMREAD_COLOR)
-    writer.write_images(step, {'eval/metrics': picture[None, ..., ::-1]})
+    inference.write_report_summaries(writer, step, report, out_dir, 'eval')
 
   step = latest or 0
   next_position = (position['epoch'], position['clip'], position['chunk'])
