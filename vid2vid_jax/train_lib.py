@@ -1259,7 +1259,7 @@ def _train(config: Any, workdir: pathlib.Path, mesh: jax.sharding.Mesh) -> Train
                             else None)
       state = jax.device_put(state, shardings[0])
 
-  def write_logs(step, scalars, epoch, n_total, images_fn):
+  def write_logs(step, scalars, epoch, n_total, images):
     log_scalars.append(scalars)
     if step % config.train.log_every_steps == 0 or step == num_steps:
       mean = {k: float(np.mean([float(s[k]) for s in log_scalars]))
@@ -1270,7 +1270,7 @@ def _train(config: Any, workdir: pathlib.Path, mesh: jax.sharding.Mesh) -> Train
       writer.write_scalars(step, mean)
       log_scalars.clear()
     if step % config.train.image_every_steps == 0 or step == num_steps:
-      images = sharding_lib.to_host(images_fn())  # every process joins the gather
+      images = sharding_lib.to_host(images)  # every process joins the gather
       writer.write_images(step, {'train/cond_fake_real_raw_flow_weight_flowref':
                                  summary_image(images, models.label_nc)})
     progress(step)
@@ -1313,7 +1313,7 @@ def _train(config: Any, workdir: pathlib.Path, mesh: jax.sharding.Mesh) -> Train
       step += 1
       if not bool(out['scalars']['finite']):
         raise RuntimeError(f'non-finite flow warm-up loss or gradient at step {step}')
-      write_logs(step, out['scalars'], 0, n_total, lambda: out['images'])
+      write_logs(step, out['scalars'], 0, n_total, out['images'])
       if num_steps is not None and step >= num_steps:
         break
     del warmup
@@ -1368,7 +1368,7 @@ def _train(config: Any, workdir: pathlib.Path, mesh: jax.sharding.Mesh) -> Train
               f'non-finite loss or gradient at step {step} (epoch {epoch}, clip {clip}, chunk '
               f'{c}); the update was skipped. Last good checkpoint: '
               f'{"none" if last_saved is None else f"step {last_saved} in {manager.directory}"}')
-        write_logs(step, scalars, epoch, n_total, lambda: out['images'])
+        write_logs(step, scalars, epoch, n_total, out['images'])
         next_position = (epoch, clip, c + 1) if c + 1 < len(chunks) else (epoch, clip + 1, 0)
         if evaluator is not None and step % config.train.eval_every_steps == 0:
           evaluate(step)
