@@ -791,10 +791,7 @@ def train_step(models: Models, losses: losses_lib.LossWeights, options: StepOpti
 
   finite = _all_finite(g_total, *d_totals.values(), g_grads, d_grads, d_t_grads)
 
-  if models.n_scales > 1 and not (options.train_coarse and options.update_coarse):
-    finest = f'scale{models.n_scales - 1}'
-    g_grads = {k: (v if k == finest else jax.tree_util.tree_map(jnp.zeros_like, v))
-               for k, v in g_grads.items()}
+  g_grads = _finest_only_unless_coarse_trains(models, options, g_grads)
 
   grads = {'g': g_grads, 'd': d_grads, **{f'd_t{k}': v for k, v in d_t_grads.items()}}
   apply = {f'd_t{k}': v for k, v in has_window.items()}
@@ -821,6 +818,16 @@ def train_step(models: Models, losses: losses_lib.LossWeights, options: StepOpti
     images.update(flow=jax.lax.stop_gradient(outs['flow']),
                   weight=jax.lax.stop_gradient(outs['weight']))
   return new_state, new_seq, {'scalars': metrics, 'images': images}
+
+
+def _finest_only_unless_coarse_trains(models: Models, options: StepOptions, g_grads: Any) -> Any:
+  """G gradients with the coarser scales' zeroed while they are not trained and updated
+  (niter_fix_global, compat.frozen_global_after_fix)."""
+  if models.n_scales > 1 and not (options.train_coarse and options.update_coarse):
+    finest = f'scale{models.n_scales - 1}'
+    g_grads = {k: (v if k == finest else jax.tree_util.tree_map(jnp.zeros_like, v))
+               for k, v in g_grads.items()}
+  return g_grads
 
 
 def _apply_gradients(txs: Mapping[str, optax.GradientTransformation], options: StepOptions,
@@ -971,10 +978,7 @@ def flow_warmup_step(models: Models, losses: losses_lib.LossWeights, options: St
   (g_total, (terms, flow, weight)), g_grads = jax.value_and_grad(
       generator_loss, has_aux=True)(state.params['g'])
   finite = _all_finite(g_total, g_grads)
-  if models.n_scales > 1 and not (options.train_coarse and options.update_coarse):
-    finest_name = f'scale{models.n_scales - 1}'
-    g_grads = {k: (v if k == finest_name else jax.tree_util.tree_map(jnp.zeros_like, v))
-               for k, v in g_grads.items()}
+  g_grads = _finest_only_unless_coarse_trains(models, options, g_grads)
   new_state = _apply_gradients(txs, options, state, {'g': g_grads}, learning_rates, finite, {})
   metrics = {**terms, 'g/total': g_total, 'finite': finite.astype(jnp.float32),
              'lr/g': jnp.asarray(learning_rates['g'], jnp.float32)}
