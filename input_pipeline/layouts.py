@@ -4,6 +4,7 @@ Every leaf directory under a stream folder (e.g. ``train_A``) is one video; its 
 by name; videos are matched across streams by their path relative to the stream folder.
 
   street: {phase}_A (label ids), {phase}_B (RGB), {phase}_inst (instance ids, with use_instance)
+  video:  {phase}_A (images, e.g. edge maps: label_nc 0), {phase}_B (RGB), optional {phase}_inst
   face:   {phase}_keypoints (68 "x,y" rows per .txt), {phase}_img
   pose:   {phase}_img, {phase}_densepose (IUV png), {phase}_openpose (OpenPose .json)
 
@@ -26,6 +27,7 @@ from input_pipeline import keypoints as kp
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.pgm', '.bmp', '.tif', '.tiff', '.npy')
 STREAM_FOLDERS = {
     'street': {'label': 'A', 'image': 'B', 'inst': 'inst'},
+    'video': {'label': 'A', 'image': 'B', 'inst': 'inst'},  # 'label' holds images here
     'face': {'keypoints': 'keypoints', 'image': 'img'},
     'pose': {'image': 'img', 'densepose': 'densepose', 'openpose': 'openpose'},
 }
@@ -85,7 +87,7 @@ def list_sequences(root: str, layout: str, phase: str, streams: tuple[str, ...],
 
   Args:
     root: dataset root.
-    layout: 'street' | 'face' | 'pose'.
+    layout: 'street' | 'video' | 'face' | 'pose'.
     phase: folder prefix ('train', 'test').
     streams: the streams to read (the first one defines the video list).
     flow_dir: '' or a folder mirroring the video folders with ``<stem>.npz`` flow files, where

@@ -1,4 +1,4 @@
-"""tf.data pipelines for street, face and pose videos, and the streaming test-sequence reader.
+"""tf.data pipelines for street, video (image-conditioned), face and pose videos, and the streaming test-sequence reader.
 
 ``_plan_from_config`` is the only function here that reads the config; everything else takes
 explicit values. Clips are decoded by NumPy/cv2 (``layouts`` readers, per-domain builders) inside
@@ -7,6 +7,7 @@ finished in TensorFlow (one-hot labels, scaling to [-1, 1]) and prefetched.
 
 Batches (host-local NumPy dicts, NHWC; T = the clip length ``ClipIterator.clip_length``):
   cond      [B, T, H, W, C] float32: street label_nc one-hot (+1 instance-edge channel);
+            video input_nc channels in [-1, 1] (+1 instance-edge channel);
             face 15 (or 1) channels in [0, 1]; pose 6 (or 3) channels in [-1, 1].
   image     [B, T, H, W, 3] float32 in [-1, 1] (absent for test splits without frames).
   label     [B, T, H, W] int32 label ids (street with label_nc > 0).
@@ -57,7 +58,7 @@ class Plan:
 
 
 def _size_stream(domain: Domain) -> str:
-  return 'label' if domain.name == 'street' else 'image'
+  return 'label' if isinstance(domain, street.StreetDomain) else 'image'
 
 
 def _source_hw(domain: Domain, seq: layouts.Sequence, t: int) -> tuple[int, int]:
@@ -266,7 +267,7 @@ def _plan_from_config(config, split: str, n_frames_total: Optional[int], seed: O
   spatial = dict(resize_or_crop=data.resize_or_crop, load_size=data.load_size,
                  fine_size=data.fine_size)
   flip = bool(data.flip and train)
-  if layout == 'street':
+  if layout in ('street', 'video'):  # 'video': A holds images (validate_config: label_nc 0)
     domain = street.StreetDomain(label_nc=data.label_nc, input_nc=data.input_nc,
                                  use_instance=data.use_instance, flip=flip, **spatial)
   elif layout == 'face':
@@ -279,7 +280,7 @@ def _plan_from_config(config, split: str, n_frames_total: Optional[int], seed: O
                              random_drop_prob=data.pose.random_drop_prob if train else 0.0,
                              basic_point_only=data.pose.basic_point_only, **spatial)
   else:
-    raise ValueError(f"data.layout must be 'street', 'face' or 'pose'; got {layout!r}")
+    raise ValueError(f"data.layout must be 'street', 'video', 'face' or 'pose'; got {layout!r}")
   image_dir = layouts.stream_dir(data.root, layout, phase, 'image')
   with_image = split == 'train' or os.path.isdir(image_dir)
   flow_dir = _flow_dir_for_phase(data.flow_dir, data.phase, phase)

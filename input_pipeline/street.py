@@ -1,4 +1,7 @@
-"""Street (Cityscapes-style) conditioning: one-hot labels + instance edges (spec 6.3, 4.8).
+"""Street (Cityscapes-style) and video conditioning: one-hot labels or images + instance edges.
+
+The original's temporal dataset (spec 6.3, 4.8): data.layout 'street' (label ids in A) and
+'video' (images in A, label_nc 0) share this domain.
 
 ``load_frame`` reads one frame's label ids (uint8), instance ids and RGB image at the clip's
 spatial params; ``finalize`` (TensorFlow, any leading dims) turns label ids into ``label_nc``
@@ -34,7 +37,9 @@ class StreetDomain:
   load_size: int
   fine_size: int
   flip: bool
-  name = 'street'
+  @property
+  def name(self) -> str:
+    return 'street' if self.label_nc else 'video'
 
   @property
   def cond_channels(self) -> int:

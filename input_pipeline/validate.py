@@ -2,6 +2,7 @@
 
   python -m input_pipeline.validate --layout street datasets/Cityscapes
   python -m input_pipeline.validate --layout face --phase train datasets/face
+  python -m input_pipeline.validate --layout video datasets/my_edges
 
 Exits 0 if the dataset is fine, 1 after printing one line per problem. Checked: missing folders,
 videos missing from a stream, frame counts that differ between streams (A/B/inst, keypoints/img,
@@ -62,7 +63,7 @@ def _check_sequence(layout: str, seq: layouts.Sequence, label_nc: int,
   for stream, paths in seq.files.items():
     for path in paths:
       shape = None
-      if stream in ('image', 'densepose'):
+      if stream in ('image', 'densepose') or (stream == 'label' and layout == 'video'):
         image = _read(layouts.read_image, path, problems)
         shape = None if image is None else image.shape[:2]
       elif stream in ('label', 'inst'):
@@ -97,11 +98,12 @@ def find_problems(root: str, layout: str, *, phases: Optional[Sequence[str]] = N
 
   Args:
     root: dataset root.
-    layout: 'street', 'face' or 'pose'.
+    layout: 'street', 'video', 'face' or 'pose'.
     phases: phases to check; default every phase among train/test with any folder present.
-    label_nc: street label classes (0 = A holds images; no value check).
-    use_instance: street: require {phase}_inst (default: check it if present).
-    flows: check {phase}_flow (default: if present).
+    label_nc: street label classes (0 = A holds images; no value check); 'video' uses 0.
+    use_instance: street and video: require {phase}_inst (default: check it if present).
+    flows: check {phase}_flow (default: if present). Pose checks {phase}_densepose and
+      {phase}_openpose where present (openpose_only / densepose_only data lack one).
 
   Returns:
     Problems (path, what was expected); empty if the dataset is fine.
@@ -120,12 +122,16 @@ def find_problems(root: str, layout: str, *, phases: Optional[Sequence[str]] = N
   problems = []
   for phase in phases:
     streams = list(folders)
-    if layout == 'street':
+    if layout in ('street', 'video'):
       inst_dir = layouts.stream_dir(root, layout, phase, 'inst')
       if use_instance is False or (use_instance is None and not os.path.isdir(inst_dir)):
         streams.remove('inst')
       if phase != 'train' and not os.path.isdir(layouts.stream_dir(root, layout, phase, 'image')):
         streams.remove('image')  # test splits need real frames only for use_real_img
+    if layout == 'pose':
+      for optional in ('densepose', 'openpose'):  # data.pose.openpose_only / densepose_only
+        if not os.path.isdir(layouts.stream_dir(root, layout, phase, optional)):
+          streams.remove(optional)
     flow_dir = os.path.join(root, f'{phase}_flow')
     check_flows = flows if flows is not None else os.path.isdir(flow_dir)
     sequences, found = layouts.list_sequences(root, layout, phase, tuple(streams),
