@@ -188,3 +188,28 @@ def test_bad_input_is_one_line_and_exit_2(videos, tmp_path, capsys, case):
   if out.exists() and case != 'changed_options':
     written = [p.name for p in out.iterdir() if p.name not in ('prepare.json', 'notes.txt')]
     assert written == [], written
+
+
+def test_pose_keypoints_follow_the_frames(tmp_path):
+  from input_pipeline import synthetic  # pylint: disable=g-import-not-at-top
+  src = synthetic.generate('pose', tmp_path / 'src', sequences=1, frames=10, width=96, height=64,
+                           seed=0, test_sequences=0)
+  videos = tmp_path / 'videos'
+  videos.mkdir()
+  frames = sorted((src / 'train_img' / 'seq_0000').iterdir())
+  video_io.write_video(videos / 'seq_0000.mp4', [layouts.read_image(str(f)) for f in frames],
+                       fps=10)
+  out = tmp_path / 'pose'
+  assert run('--input', str(videos), '--conditioning', 'pose', '--out', str(out), '--size',
+             '64x48', '--keypoints', str(src / 'train_openpose'), '--test_fraction', '0',
+             '--min_frames', '4') == 0
+  assert validate.find_problems(str(out), 'pose') == []
+  written = sorted((out / 'train_openpose' / 'seq_0000').iterdir())
+  originals = sorted((src / 'train_openpose' / 'seq_0000').iterdir())
+  assert len(written) == len(originals) == 10
+  for ours, theirs in zip(written, originals):
+    (mine,), (source,) = layouts.read_openpose(str(ours)), layouts.read_openpose(str(theirs))
+    seen = source['body'][:, 2] > 0
+    assert seen.sum() > 10
+    np.testing.assert_allclose(mine['body'][seen, :2], source['body'][seen, :2] * 0.75 - [4, 0],
+                               atol=1e-6)
