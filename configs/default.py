@@ -34,8 +34,9 @@ def get_config() -> ml_collections.ConfigDict:
   data.batch_size = 1  # global batch of clips per step, all hosts (orig: --batchSize).
   data.load_size = 512  # resize target in pixels (orig: --loadSize).
   data.fine_size = 512  # crop size in pixels (orig: --fineSize).
-  data.resize_or_crop = 'scaleWidth'  # scaleWidth | scaleWidth_and_crop | crop | scaledCrop |
-  #   randomScaleHeight | randomScaleHeight_and_scaledCrop | scaleHeight | resize | none.
+  data.resize_or_crop = 'scaleWidth'  # a size part (scaleWidth | scaleHeight | resize |
+  #   randomScaleWidth | randomScaleHeight) and/or a crop part (crop | scaledCrop), e.g.
+  #   scaleWidth_and_crop, randomScaleHeight_and_scaledCrop; or none (input_pipeline.transforms.MODES).
   data.flip = True  # random horizontal flips in training; never for pose (orig: not --no_flip).
   data.label_nc = 0  # label classes; 0 = A is a continuous image (orig: --label_nc).
   data.input_nc = 3  # channels of A when label_nc == 0 (orig: --input_nc).
@@ -52,7 +53,8 @@ def get_config() -> ml_collections.ConfigDict:
   data.face = ml_collections.ConfigDict()
   data.face.no_canny_edge = False  # no Canny background edges in channel 0 (orig: --no_canny_edge).
   data.face.no_dist_map = False  # no 14 distance-transform channels (orig: --no_dist_map).
-  data.face.random_scale_points = False  # test-time face reshaping (orig: --random_scale_points).
+  data.face.random_scale_points = False  # test-time face reshaping: not supported, must be False
+  #   (orig: --random_scale_points).
   # Pose (orig: pose_dataset.py options).
   data.pose = ml_collections.ConfigDict()
   data.pose.densepose_only = False  # A = DensePose IUV only (orig: --densepose_only).
@@ -169,11 +171,12 @@ def get_config() -> ml_collections.ConfigDict:
   #   single-image G with instance norm (load_single_G), whatever the video G uses.
   first.n_local_enhancers = 1  # local enhancers of the 'local' net (orig: --n_local_enhancers).
   first.n_blocks_local = 3  # residual blocks per local enhancer (orig: --n_blocks_local).
-  first.label_feat = False  # pix2pixHD feature-encoder options (orig: --label_feat).
+  first.label_feat = False  # pix2pixHD feature clustering: not supported, must be False (orig:
+  #   --label_feat).
   first.feat_num = 3  # feature channels of the *_with_features nets (orig: --feat_num).
   first.nef = 32  # the feature encoder's width (orig: --nef).
-  first.load_features = False  # (orig: --load_features)
-  first.netE = 'simple'  # (orig: --netE)
+  first.load_features = False  # not supported, must be False (orig: --load_features)
+  first.netE = 'simple'  # the feature encoder; 'simple' is the only one (orig: --netE)
   first.n_downsample_E = 3  # the feature encoder's stride-2 convs (orig: --n_downsample_E).
   first.num_instance_ids = 7  # instance ids the feature encoder pools over: [0, this) (face
   #   part labels 0..6).

@@ -18,10 +18,16 @@ import numpy as np
 
 Box = tuple[int, int, int, int]  # (x, y, width, height)
 
-MODES = ('scaleWidth', 'scaleWidth_and_crop', 'crop', 'scaledCrop', 'scaleWidth_and_scaledCrop',
-         'scaleHeight', 'scaleHeight_and_scaledCrop', 'randomScaleWidth',
-         'randomScaleWidth_and_scaledCrop', 'randomScaleHeight', 'randomScaleHeight_and_crop',
-         'randomScaleHeight_and_scaledCrop', 'resize', 'resize_and_crop', 'none')
+# data.resize_or_crop values (config_lib validates against this list). The original matches
+# substrings: a size part ('resize', 'scaleWidth', 'scaleHeight', 'randomScaleWidth',
+# 'randomScaleHeight' or none) and a crop part ('crop': fine_size squares, 'scaledCrop': fine_size
+# along the scaled side, or none). A random scale needs a crop: batches (and compiled steps) hold
+# clips of one size, so 'randomScaleWidth' / 'randomScaleHeight' alone are not offered.
+MODES = ('scaleWidth', 'scaleWidth_and_crop', 'scaleWidth_and_scaledCrop', 'scaleHeight',
+         'scaleHeight_and_crop', 'scaleHeight_and_scaledCrop', 'randomScaleWidth_and_crop',
+         'randomScaleWidth_and_scaledCrop', 'randomScaleHeight_and_crop',
+         'randomScaleHeight_and_scaledCrop', 'resize', 'resize_and_crop', 'crop', 'scaledCrop',
+         'none')
 
 
 @dataclasses.dataclass(frozen=True)

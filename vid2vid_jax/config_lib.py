@@ -9,15 +9,13 @@ from collections.abc import Sequence
 
 import ml_collections
 
+from input_pipeline import transforms
+
 # 'street' and 'video' share the original's temporal folder layout (train_A/train_B[/train_inst]):
 # street's A holds label ids (label_nc > 0), video's A holds images (label_nc == 0), e.g. for
 # edge->image or frame prediction. face and pose are the original's face/pose dataset modes.
 LAYOUTS = ('street', 'video', 'face', 'pose')
-RESIZE_OR_CROP = (
-    'scaleWidth', 'scaleWidth_and_crop', 'crop', 'scaledCrop', 'scaleHeight',
-    'scaleHeight_and_crop', 'randomScaleWidth', 'randomScaleWidth_and_scaledCrop',
-    'randomScaleHeight', 'randomScaleHeight_and_scaledCrop', 'resize', 'resize_and_crop',
-    'none')
+RESIZE_OR_CROP = transforms.MODES  # the pipeline's modes: one list
 NORMS = ('batch', 'instance')
 GAN_MODES = ('ls', 'original', 'vanilla', 'hinge')
 FIRST_FRAME_MODES = ('real', 'single_g', 'generate')
@@ -150,6 +148,15 @@ def config_errors(config: ml_collections.ConfigDict, num_devices: int | None = N
     bad = [l for l in labels if not 0 <= l < max(data.label_nc, 1)]
     _check(not bad, 'model.generator.fg_labels',
            f'ids {bad} are outside [0, data.label_nc={data.label_nc})', errors)
+  first = config.first_frame
+  _check(first.netE == 'simple', 'first_frame.netE',
+         f"only the original's 'simple' feature encoder exists, got {first.netE!r}", errors)
+  for name in ('label_feat', 'load_features'):
+    _check(not first[name], f'first_frame.{name}',
+           'is not supported (the pix2pixHD feature-clustering options of the original, unused '
+           'by its vid2vid models); set False', errors)
+  _check(not data.face.random_scale_points, 'data.face.random_scale_points',
+         "is not supported (the original's test-time face reshaping); set False", errors)
   _check(config.model.dtype in DTYPES, 'model.dtype',
          f'must be one of {DTYPES}, got {config.model.dtype!r}', errors)
 
@@ -260,6 +267,8 @@ def config_errors(config: ml_collections.ConfigDict, num_devices: int | None = N
   # Eval.
   _check(config.eval.how_many >= 1, 'eval.how_many', f'must be >= 1, got {config.eval.how_many}',
          errors)
+  _check(config.eval.start_frame >= 0, 'eval.start_frame',
+         f'must be >= 0, got {config.eval.start_frame}', errors)
   _check(config.eval.fps > 0, 'eval.fps', f'must be > 0, got {config.eval.fps}', errors)
   return errors
 

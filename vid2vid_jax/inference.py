@@ -446,6 +446,7 @@ class Evaluator:
     sequences = input_pipeline.iterate_test_sequences(config, split=config.eval.phase)
     if num_sequences > 0:
       sequences = (s for i, s in zip(range(num_sequences), sequences))
+    sequences = _from_start_frame(sequences, config.eval.start_frame)
     return evaluate_sequences(self.sequence_generator, g_params, sequences, out_dir,
                               label_nc=config.data.label_nc, fps=config.eval.fps,
                               max_frames=config.eval.how_many,
@@ -455,6 +456,15 @@ class Evaluator:
                               use_baselines=config.eval.baselines,
                               fvd_extractor=self.fvd_extractor,
                               fvd_clip_stride=config.eval.fvd_clip_stride)
+
+
+def _from_start_frame(sequences: Iterable[tuple[str, Iterable[Frame]]], start_frame: int
+                      ) -> Iterator[tuple[str, Iterable[Frame]]]:
+  """The first sequence begins at frame ``start_frame`` (its context included), the others at 0
+  (the original's --start_frame)."""
+  for index, (name, frames) in enumerate(sequences):
+    yield name, (itertools.islice(frames, start_frame, None) if index == 0 and start_frame
+                 else frames)
 
 
 def build_evaluator(config: Any) -> Evaluator:
@@ -474,7 +484,9 @@ def build_evaluator(config: Any) -> Evaluator:
     from flow import api as flow_api  # pylint: disable=g-import-not-at-top
     from flow import checkpoint as flow_checkpoint  # pylint: disable=g-import-not-at-top
     flow_fn = jax.jit(functools.partial(flow_api.compute_flow_and_conf,
-                                        flow_checkpoint.load_flownet2(config.flow.checkpoint)))
+                                        flow_checkpoint.load_flownet2(config.flow.checkpoint),
+                                        rgb_max=float(config.flow.rgb_max),
+                                        div_flow=float(config.flow.div_flow)))
   metrics = check_metrics(config.eval.metrics)
   fvd_extractor = None
   if 'fvd' in metrics:  # built first, so a missing extra fails before any generation

@@ -438,6 +438,8 @@ class StepOptions:
   ema_decay: 0 = no EMA.
   unroll: unroll the rollout's time loop (see `rollout.generate`).
   warp_flow_grad: image losses reach the flow through the warp (config loss.warp_flow_grad).
+  flownet_rgb_max, flownet_div_flow: FlowNet2's input and flow scales (config flow.rgb_max,
+    flow.div_flow) for the 'flownet2' source.
   """
   frames_backpropagate: int = 1
   train_coarse: bool = True
@@ -447,6 +449,8 @@ class StepOptions:
   ema_decay: float = 0.0
   unroll: bool = False
   warp_flow_grad: bool = True
+  flownet_rgb_max: float = 1.0
+  flownet_div_flow: float = 20.0
 
 
 def _flat(x: Array) -> Array:
@@ -594,7 +598,9 @@ def _check_chunk(models: Models, options: StepOptions, chunk: Mapping[str, Array
                      f'{cond.shape[1]}')
   if flow_fn is None and options.flow_source == 'flownet2':
     from flow import api as flow_api  # pylint: disable=g-import-not-at-top
-    flow_fn = functools.partial(flow_api.compute_flow_and_conf, frozen['flownet'])
+    flow_fn = functools.partial(flow_api.compute_flow_and_conf, frozen['flownet'],
+                                rgb_max=options.flownet_rgb_max,
+                                div_flow=options.flownet_div_flow)
   return n_new, flow_fn
 
 
@@ -1078,7 +1084,8 @@ def step_options(config: Any, schedule: Schedule, epoch: int) -> StepOptions:
                                           and schedule.niter_fix_global > 0),
       flow_source=config.flow.source, remat=config.train.remat,
       ema_decay=config.train.ema_decay, unroll=config.train.unroll,
-      warp_flow_grad=config.loss.warp_flow_grad)
+      warp_flow_grad=config.loss.warp_flow_grad, flownet_rgb_max=float(config.flow.rgb_max),
+      flownet_div_flow=float(config.flow.div_flow))
 
 
 def planned_steps(schedule: Schedule, dataset_for: Callable[[int], Any], n_frames_G: int,

@@ -104,6 +104,12 @@ def _bad(name='demo', **overrides):
     ({'train.flow_warmup_steps': -1}, None, 'train.flow_warmup_steps: must be >= 0'),
     ({'train.eval_every_steps': -5}, None, 'train.eval_every_steps: must be >= 0'),
     ({'train.eval_sequences': 0}, None, 'train.eval_sequences: must be >= 1'),
+    ({'data.face.random_scale_points': True}, None,
+     'data.face.random_scale_points: is not supported'),
+    ({'first_frame.netE': 'kmeans'}, None, "first_frame.netE: only the original's 'simple'"),
+    ({'first_frame.label_feat': True}, None, 'first_frame.label_feat: is not supported'),
+    ({'first_frame.load_features': True}, None, 'first_frame.load_features: is not supported'),
+    ({'eval.start_frame': -1}, None, 'eval.start_frame: must be >= 0'),
 ])
 def test_bad_combination_raises_naming_field(overrides, num_devices, message):
   with pytest.raises(config_lib.ConfigError) as info:
@@ -151,3 +157,4 @@ def test_sparse_d_is_accepted():
   config = _load('default')
   config.model.discriminator.sparse_D = True  # the original's --sparse_D windows
   config_lib.validate_config(config)
+

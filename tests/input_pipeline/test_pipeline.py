@@ -6,6 +6,7 @@ import pytest
 
 import input_pipeline
 from input_pipeline import validate
+from vid2vid_jax import config_lib
 from vid2vid_jax import warp as warp_lib
 
 COND_CHANNELS = {'street': 36, 'face': 15, 'pose': 6}
@@ -138,3 +139,33 @@ def test_test_sequences_stream_frames(datasets, make_config):
   assert not frames[0]['conf_gt'].any() and frames[1]['conf_gt'].mean() > 0.5
   test_batch = next(_dataset(config, split='test'))
   np.testing.assert_allclose(test_batch['cond'][0, 1], frames[1]['cond'])
+
+
+@pytest.mark.parametrize('mode', config_lib.RESIZE_OR_CROP)
+def test_every_resize_mode_validates_and_loads(datasets, make_config, mode):
+  """validate_config and the pipeline accept the same resize_or_crop modes."""
+  config = make_config('street', datasets['street'], resize_or_crop=mode, load_size=128,
+                       fine_size=64)
+  config_lib.validate_config(config)
+  batch = next(iter(_dataset(config)))
+  height, width = batch['cond'].shape[2:4]
+  assert height % 4 == 0 and width % 4 == 0 and batch['image'].shape[2:4] == (height, width)
+  error, change = _warp_error(batch)
+  assert error < 0.5 * change, (error, change)  # the flows follow every mode's resize and crop
+
+
+def test_video_layout_reads_images_as_conditioning(datasets, make_config, tmp_path):
+  """data.layout 'video' (label_nc 0): A holds images, scaled to [-1, 1] in input_nc channels."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  root = tmp_path / 'video'
+  shutil.copytree(datasets['street'] / 'train_B', root / 'train_B')
+  shutil.copytree(datasets['street'] / 'train_B', root / 'train_A')  # frames -> frames
+  assert validate.find_problems(str(root), 'video', label_nc=0) == []
+  for input_nc in (1, 3):
+    config = make_config('video', root, label_nc=0, input_nc=input_nc, use_instance=False,
+                         flow_dir='')
+    config.flow.source = 'none'
+    config_lib.validate_config(config)
+    batch = next(iter(_dataset(config)))
+    assert batch['cond'].shape[-1] == input_nc and 'label' not in batch
+    np.testing.assert_allclose(batch['cond'][..., :1], batch['image'][..., :1], atol=1e-6)

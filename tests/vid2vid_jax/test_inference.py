@@ -230,3 +230,9 @@ def test_report_scalars_flattens_model_baselines_and_fvd():
   assert inference.report_scalars(report) == {
       'eval/psnr': 20.0, 'eval/ssim': 0.5, 'eval/label_mean/psnr': 17.0,
       'eval/ground_truth/warp_error': 0.01, 'eval/fvd': 300.0, 'eval/label_mean/fvd': 900.0}
+
+
+def test_start_frame_skips_frames_of_the_first_sequence_only():
+  sequences = [('a', iter(range(10))), ('b', iter(range(5)))]
+  out = [(name, list(frames)) for name, frames in inference._from_start_frame(sequences, 3)]
+  assert out == [('a', list(range(3, 10))), ('b', list(range(5)))]

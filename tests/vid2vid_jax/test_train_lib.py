@@ -401,3 +401,15 @@ def test_sparse_d_training_steps():
   assert float(out2['scalars']['d_t1/real']) > 0
   assert _changed(state1.params['d_t']['1'], state2.params['d_t']['1'])
   assert int(seq1.frames_done) == N and int(seq2.frames_done) == 2 * N
+
+
+def test_flownet_scales_reach_the_reference_flow():
+  """config.flow.rgb_max / div_flow are what the 'flownet2' flow function is called with."""
+  config = demo.get_config()
+  config.flow.source, config.flow.rgb_max, config.flow.div_flow = 'flownet2', 255.0, 10.0
+  options = train_lib.step_options(config, train_lib.schedule_from_config(config), 0)
+  assert (options.flownet_rgb_max, options.flownet_div_flow) == (255.0, 10.0)
+  models = train_lib.build_models(config)
+  chunk = {'cond': np.zeros((1, 4, 8, 8, 2)), 'image': np.zeros((1, 4, 8, 8, 3))}
+  _, flow_fn = train_lib._check_chunk(models, options, chunk, {'flownet': {'params': {}}}, None)
+  assert flow_fn.keywords == {'rgb_max': 255.0, 'div_flow': 10.0}
