@@ -199,7 +199,7 @@ def get_config() -> ml_collections.ConfigDict:
   ev.checkpoint_step = -1  # -1 = latest (orig: --which_epoch latest).
   ev.chunk_frames = 8  # frames generated per compiled call (memory is independent of length).
   ev.first_frame_mode = ''  # '' = first_frame.mode; test scripts use single_g (orig: --use_single_G).
-  ev.how_many = 300  # frames per run (orig: --how_many).
+  ev.how_many = 300  # generated frames per run, over all sequences in order (orig: --how_many).
   ev.start_frame = 0  # first frame of the first sequence (orig: --start_frame).
   ev.num_sequences = -1  # -1 = all test sequences.
   ev.results_dir = ''  # '' = {workdir}/eval (orig: --results_dir).

@@ -55,7 +55,6 @@ def get_config():
   config.train.checkpoint_every_steps = 100
   config.train.eval_every_steps = 420  # held-out scores, FVD and metrics.png at mid-run and end
   config.eval.results_dir = 'runs/demo'  # runs/demo/<seq>.mp4, <seq>_side_by_side.mp4
-  config.eval.how_many = 24
   config.eval.num_sequences = 2
   config.eval.fps = 8
   return config

@@ -264,6 +264,8 @@ def evaluate_sequences(sequence_generator: SequenceGenerator, g_params: Any,
   None while fewer than 2 clips exist.
 
   Args:
+    max_frames: generated frames of the whole run, over the sequences in order (the original's
+      --how_many counts this way); None = every frame of every sequence.
     fvd_extractor: clips [N, 16, H, W, 3] in [-1, 1] -> I3D features [N, D]; default
       `fvd.FeatureExtractor` (needs the optional extra 'fvd').
 
@@ -281,7 +283,10 @@ def evaluate_sequences(sequence_generator: SequenceGenerator, g_params: Any,
                             'ground_truth': {'sequences': {}}}
   features: dict[str, list[np.ndarray]] = {}
   short_sequences = []
+  remaining = max_frames  # the whole run's budget, as the original's --how_many counts
   for name, frames in sequences:
+    if remaining is not None and remaining <= 0:
+      break
     iterator = iter(frames)
     first = next(iterator, None)
     if first is None:
@@ -296,7 +301,7 @@ def evaluate_sequences(sequence_generator: SequenceGenerator, g_params: Any,
     with video_io.VideoWriter(out_dir / f'{name}.mp4', fps) as result_video, \
         video_io.VideoWriter(out_dir / f'{name}_side_by_side.mp4', fps) as panel_video:
       for index, (frame, fake) in enumerate(sequence_generator.run(
-          g_params, streams[0], first_frame_fn=first_frame_fn, max_frames=max_frames)):
+          g_params, streams[0], first_frame_fn=first_frame_fn, max_frames=remaining)):
         if previous['real'] is not None:
           frame = {**frame, 'prev_image': previous['real']}
         flow = _reference_flow(frame, flow_fn) if 'warp_error' in metrics else None
@@ -325,6 +330,8 @@ def evaluate_sequences(sequence_generator: SequenceGenerator, g_params: Any,
             batch = np.swapaxes(clip, 0, 1).astype(np.float32) / 127.5 - 1.0
             for method, feature in zip(predictions, np.asarray(fvd_extractor(batch))):
               features.setdefault(method, []).append(feature)
+    if remaining is not None:
+      remaining -= len(scores['model'])
     if use_fvd and len(scores['model']) < fvd_lib.CLIP_FRAMES:
       short_sequences.append(name)
     model = scores.pop('model')

@@ -236,3 +236,10 @@ def test_start_frame_skips_frames_of_the_first_sequence_only():
   sequences = [('a', iter(range(10))), ('b', iter(range(5)))]
   out = [(name, list(frames)) for name, frames in inference._from_start_frame(sequences, 3)]
   assert out == [('a', list(range(3, 10))), ('b', list(range(5)))]
+
+
+def test_how_many_counts_generated_frames_over_the_run(tmp_path):
+  """eval.how_many, as the original's --how_many: one budget of frames over the sequences."""
+  report = _evaluate(tmp_path, lengths=(20, 20, 12), metrics=('psnr',), max_frames=25)
+  counts = {name: len(seq['frames']) for name, seq in report['sequences'].items()}
+  assert counts == {'seq_0': 18, 'seq_1': 7}

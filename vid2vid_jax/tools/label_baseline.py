@@ -4,7 +4,7 @@ training colour.
   python -m vid2vid_jax.tools.label_baseline --config configs/demo.py --workdir runs/demo
 
 Reads {results}/metrics.json written by eval.py, scores the baseline on the same test frames
-(those after the n_frames_G - 1 context frames, up to eval.how_many per sequence), prints a
+(those after the n_frames_G - 1 context frames, eval.how_many over the run), prints a
 table and writes {results}/baseline.json. eval.py itself now scores this baseline and the others
 (vid2vid_jax/baselines.py) into metrics.json; this tool stays for the one-line comparison.
 """
@@ -31,16 +31,18 @@ def baseline_psnr(config, colours: np.ndarray) -> dict[str, float]:
   context = config.model.generator.n_frames_G - 1
   out = {}
   sequences = input_pipeline.iterate_test_sequences(config, split=config.eval.phase)
+  remaining = config.eval.how_many  # over the whole run, as eval.py counts
   for i, (name, frames) in enumerate(sequences):
-    if 0 <= config.eval.num_sequences <= i:
+    if 0 < config.eval.num_sequences <= i or remaining <= 0:
       break
     frames, targets = itertools.tee(frames)
     targets = itertools.islice(targets, context, None)
     scores = []
     for prediction, frame in zip(baselines.label_mean(frames, context, colours), targets):
-      if len(scores) >= config.eval.how_many:
+      if len(scores) >= remaining:
         break
       scores.append(float(metrics.psnr(prediction[None], frame['image'][None])[0]))
+    remaining -= len(scores)
     out[name] = float(np.mean(scores))
   return out
 
