@@ -8,7 +8,8 @@
       --config.data.root=datasets/my_edges
 
 The argument after ':' names the conditioning prepare wrote: edges (default), face or pose.
-data.flow_dir follows data.root (prepare's {root}/train_flow); training frames are 64 px wide.
+data.flow_dir follows data.root (prepare's {root}/train_flow; pose uses none: prepare it with
+--flow none); training frames are 64 px wide.
 A sketch to see the whole chain work, not a recipe for quality: for that use edges_256 /
 face_g1_256 / pose_256p on a GPU.
 """
@@ -42,6 +43,7 @@ def get_config(conditioning: str = 'edges'):
     data.load_size, data.fine_size = 72, 64
     config.model.generator.no_flow = True
     config.flow.source = 'none'
+    data.flow_dir = ''  # prepare --flow none
     config.loss.lambda_mask = 0.0
   else:
     raise ValueError(f"configs/footage_demo.py:<conditioning> takes edges, face or pose; got "
