@@ -154,16 +154,17 @@ def _split(length: int, test: bool, fraction: float, min_frames: int) -> tuple[i
   return length - n_test, ''
 
 
-def _sequences(frames: Frames, args, name: str, report: dict[str, Any]
+def _sequences(frames: Frames, args, source: footage.Source, report: dict[str, Any]
                ) -> list[tuple[str, int, int, Optional[np.ndarray]]]:
   """(sequence name, first frame, stop, landmarks [n, 68, 2] or None) of one video."""
+  name = source.name
   if args.conditioning != 'face':
     return [(name, 0, frames.count, None)]
   from input_pipeline import face_landmarks  # pylint: disable=g-import-not-at-top
   detected = sum(p is not None for p in frames.points)
   report['faces_found'] = detected
   if not detected:
-    raise UserError(f'{name}: no face found in any of its {frames.count} frames')
+    raise UserError(f'{source.path}: no face found in any of its {frames.count} frames')
   segments = face_landmarks.fill_gaps(frames.points, args.max_gap)
   report['faces_filled'] = sum(len(s.filled) for s in segments)
   kept = [s for s in segments if len(s.points) >= args.min_frames]
@@ -171,7 +172,7 @@ def _sequences(frames: Frames, args, name: str, report: dict[str, Any]
   if dropped:
     report['parts_dropped'] = f'{dropped} part(s) shorter than --min_frames {args.min_frames}'
   if not kept:
-    raise UserError(f'{name}: no run of at least --min_frames {args.min_frames} frames with a '
+    raise UserError(f'{source.path}: no run of at least --min_frames {args.min_frames} frames with a '
                     f'face (found faces in {detected} of {frames.count} frames)')
   out = []
   for i, segment in enumerate(kept):
@@ -328,7 +329,7 @@ def prepare_video(source: footage.Source, args, out: str, finished: set[str], pr
   try:
     frames = _stage_frames(source, args, staging, progress)
     report: dict[str, Any] = {'source': source.path, 'frames': frames.count}
-    sequences = _sequences(frames, args, source.name, report)
+    sequences = _sequences(frames, args, source, report)
     notes = []
 
     def split_of(seq_name: str, length: int) -> int:

@@ -213,3 +213,44 @@ def test_pose_keypoints_follow_the_frames(tmp_path):
     assert seen.sum() > 10
     np.testing.assert_allclose(mine['body'][seen, :2], source['body'][seen, :2] * 0.75 - [4, 0],
                                atol=1e-6)
+
+
+def test_face_gaps_are_filled_or_split_the_video(videos, tmp_path, monkeypatch, capsys):
+  """Short runs without a face are filled; a long run splits the video into parts."""
+  missing = {3, 8, 9, 10, 11, 12}  # frame 3: filled; 8..12 (5 > --max_gap 2): split
+  calls = {'n': 0}
+  base = np.array([[20.0 + (i % 17) * 2, 10.0 + i // 4] for i in range(68)])
+
+  def detector(frame):
+    del frame
+    t = calls['n']
+    calls['n'] += 1
+    return None if t in missing else base + t
+
+  monkeypatch.setattr(prepare, '_face_detector', lambda: detector)
+  single = tmp_path / 'single'
+  single.mkdir()
+  os.symlink(videos / 'pan_right.mp4', single / 'pan_right.mp4')
+  out = tmp_path / 'face'
+  assert run('--input', str(single), '--conditioning', 'face', '--out', str(out), '--size',
+             '64x48', '--max_gap', '2', '--min_frames', '4', '--test_fraction', '0',
+             '--flow', 'none') == 0
+  assert 'face in 14, filled 1' in capsys.readouterr().out
+  part1 = sorted((out / 'train_keypoints' / 'pan_right_part1').iterdir())
+  part2 = sorted((out / 'train_keypoints' / 'pan_right_part2').iterdir())
+  assert len(part1) == 8 and len(part2) == 7  # frames 0..7 and 13..19
+  assert len(list((out / 'train_img' / 'pan_right_part2').iterdir())) == 7
+  filled = layouts.read_face_keypoints(str(part1[3]))
+  np.testing.assert_allclose(filled, np.rint(base + 3))  # midway between frames 2 and 4
+  np.testing.assert_allclose(layouts.read_face_keypoints(str(part2[0])), base + 13)
+
+
+def test_a_video_without_any_face_is_one_clear_error(videos, tmp_path, capsys):
+  pytest.importorskip('dlib', reason="face landmarks need the 'prepare' extra")
+  single = tmp_path / 'single'
+  single.mkdir()
+  os.symlink(videos / 'pan_down.mp4', single / 'coffee.mp4')  # a cup of coffee: no face
+  assert run('--input', str(single), '--conditioning', 'face', '--out', str(tmp_path / 'out'),
+             '--size', '64x48', '--min_frames', '4') == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert err == [f'prepare: error: {single / "coffee.mp4"}: no face found in any of its 20 frames']
