@@ -3,6 +3,7 @@
 import os
 import pathlib
 
+import jax
 import pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -34,3 +35,16 @@ def flownet2_fixtures() -> pathlib.Path:
 @pytest.fixture(scope='session')
 def repo_root() -> pathlib.Path:
   return REPO_ROOT
+
+
+@pytest.fixture(scope='module')
+def compilation_cache(tmp_path_factory):
+  """The tests of one module that compile the same steps share them through a disk cache
+  (request it with ``pytestmark = pytest.mark.usefixtures('compilation_cache')``)."""
+  before = (jax.config.jax_compilation_cache_dir,
+            jax.config.jax_persistent_cache_min_compile_time_secs)
+  jax.config.update('jax_compilation_cache_dir', str(tmp_path_factory.mktemp('jax_cache')))
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
+  yield
+  jax.config.update('jax_compilation_cache_dir', before[0])
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', before[1])

@@ -5,7 +5,6 @@ import json
 import shutil
 
 import cv2
-import jax
 import numpy as np
 import pytest
 from skimage import data as skimage_data
@@ -22,15 +21,7 @@ from vid2vid_jax import video_io
 FRAMES = 20
 
 
-@pytest.fixture(scope='module', autouse=True)
-def compilation_cache(tmp_path_factory):
-  before = (jax.config.jax_compilation_cache_dir,
-            jax.config.jax_persistent_cache_min_compile_time_secs)
-  jax.config.update('jax_compilation_cache_dir', str(tmp_path_factory.mktemp('jax_cache')))
-  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
-  yield
-  jax.config.update('jax_compilation_cache_dir', before[0])
-  jax.config.update('jax_persistent_cache_min_compile_time_secs', before[1])
+pytestmark = pytest.mark.usefixtures('compilation_cache')
 
 
 def _moving_photo(photo: np.ndarray, size: int, seed: int) -> list[np.ndarray]:

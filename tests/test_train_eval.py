@@ -14,16 +14,7 @@ from vid2vid_jax import train_lib
 TRAIN_FRAMES, TEST_FRAMES = 8, 24  # test sequences 3x longer than the training clips (8 frames)
 
 
-@pytest.fixture(scope='module', autouse=True)
-def compilation_cache(tmp_path_factory):
-  """Runs in this module compile the same step: share compiled code through the disk cache."""
-  before = (jax.config.jax_compilation_cache_dir,
-            jax.config.jax_persistent_cache_min_compile_time_secs)
-  jax.config.update('jax_compilation_cache_dir', str(tmp_path_factory.mktemp('jax_cache')))
-  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
-  yield
-  jax.config.update('jax_compilation_cache_dir', before[0])
-  jax.config.update('jax_persistent_cache_min_compile_time_secs', before[1])
+pytestmark = pytest.mark.usefixtures('compilation_cache')
 
 
 @pytest.fixture(scope='module')
