@@ -11,6 +11,8 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from vid2vid_jax import cli
+
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Config file.', lock_config=True)
 flags.DEFINE_string('workdir', None, 'Training workdir (checkpoints are read from it).')
@@ -34,4 +36,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(cli.exit_2_on_user_errors(main))

@@ -10,6 +10,8 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from vid2vid_jax import cli
+
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Training config file.', lock_config=True)
 flags.DEFINE_string('workdir', None, 'Directory for checkpoints, summaries and samples.')
@@ -35,4 +37,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(cli.exit_2_on_user_errors(main))

@@ -66,6 +66,11 @@ def test_resume_equals_uninterrupted_and_eval(data_root, tmp_path):
   straight = train_lib.train_and_evaluate(tiny_config(data_root, num_steps=4),
                                           tmp_path / 'straight')
   assert int(resumed.step) == int(straight.step) == 4
+  # A finished run says so and returns its state; nothing is trained or written.
+  again = train_lib.train_and_evaluate(tiny_config(data_root, num_steps=4), interrupted)
+  assert int(again.step) == 4
+  for a, b in zip(_leaves(again.params), _leaves(resumed.params)):
+    np.testing.assert_array_equal(a, b)
   for a, b in zip(_leaves(resumed.params), _leaves(straight.params)):
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
   for a, b in zip(_leaves(resumed.opt_state), _leaves(straight.opt_state)):
@@ -164,3 +169,18 @@ def test_flow_warmup_then_training_evals(data_root, tmp_path):
   assert (out / 'metrics.png').stat().st_size > 0 and not list(out.glob('*/frames'))
   # Warm-up steps are not checkpointed (checkpoint_every_steps is 2).
   assert sorted(p.name for p in (workdir / 'checkpoints').iterdir()) == ['4']
+
+
+@pytest.mark.parametrize('program', ['train.py', 'eval.py'])
+def test_user_errors_exit_2_without_a_traceback(program, repo_root, tmp_path):
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  result = subprocess.run(
+      [sys.executable, program, '--config=configs/demo.py', f'--workdir={tmp_path}',
+       f'--config.data.root={tmp_path / "nowhere"}', '--config.flow.source=none'],
+      cwd=repo_root, capture_output=True, text=True, timeout=300, check=False)
+  assert result.returncode == 2, result.stderr[-2000:]
+  assert 'Traceback' not in result.stderr
+  expected = ('train.py: error: 3 problem(s) with the street dataset' if program == 'train.py'
+              else 'eval.py: error: no training checkpoint')
+  assert expected in result.stderr, result.stderr[-2000:]

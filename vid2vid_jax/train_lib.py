@@ -1300,6 +1300,12 @@ def _train(config: Any, workdir: pathlib.Path, mesh: jax.sharding.Mesh) -> Train
     report = evaluator(g_params, out_dir, config.train.eval_sequences, write_png=False)
     inference.write_report_summaries(writer, step, report, out_dir, 'eval')
 
+  if latest is not None and latest >= total_steps:
+    ensure_state(next(dataset_for(schedule.n_frames_total_at(0))))  # the restored state
+    logging.warning('Training in %s already finished at step %d of %d: nothing to do (raise '
+                    'train.num_steps, or niter / niter_decay, to continue it)', workdir, latest,
+                    total_steps)
+    return state
   step = latest or 0
   next_position = (position['epoch'], position['clip'], position['chunk'])
   t_start = time.monotonic()
