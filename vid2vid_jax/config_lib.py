@@ -116,7 +116,8 @@ def config_errors(config: ml_collections.ConfigDict, num_devices: int | None = N
          f'only "composite" exists in the original, got {g.net!r}', errors)
   _check(g.norm in NORMS, 'model.generator.norm', f'must be one of {NORMS}, got {g.norm!r}',
          errors)
-  _check(g.n_frames_G >= 1, 'model.generator.n_frames_G', f'must be >= 1, got {g.n_frames_G}',
+  _check(g.n_frames_G >= 2, 'model.generator.n_frames_G',
+         f'must be >= 2 (the current frame and at least one previous one), got {g.n_frames_G}',
          errors)
   _check(1 <= g.n_scales_spatial <= 3, 'model.generator.n_scales_spatial',
          f'must be 1, 2 or 3, got {g.n_scales_spatial}', errors)

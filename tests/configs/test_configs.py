@@ -110,6 +110,7 @@ def _bad(name='demo', **overrides):
     ({'first_frame.label_feat': True}, None, 'first_frame.label_feat: is not supported'),
     ({'first_frame.load_features': True}, None, 'first_frame.load_features: is not supported'),
     ({'eval.start_frame': -1}, None, 'eval.start_frame: must be >= 0'),
+    ({'model.generator.n_frames_G': 1}, None, 'model.generator.n_frames_G: must be >= 2'),
 ])
 def test_bad_combination_raises_naming_field(overrides, num_devices, message):
   with pytest.raises(config_lib.ConfigError) as info:
