@@ -63,13 +63,15 @@ def test_outputs_shapes_and_carry_continuation():
   # The carry holds the newest TG-1 conditioning frames and generated frames.
   np.testing.assert_array_equal(final.cond_history[1], cond_new[1][:, -(TG - 1):])
   np.testing.assert_allclose(final.prev_frames[1], out['fake'][:, -(TG - 1):])
-  # Two chunks of 2 frames equal one chunk of 4 frames (in values).
-  c1, out1 = rollout.generate(_toy_frame_fn(params), carry, tuple(c[:, :2] for c in cond_new))
-  _, out2 = rollout.generate(_toy_frame_fn(params), rollout.detach(c1),
-                             tuple(c[:, 2:] for c in cond_new))
-  # frame index t restarts per chunk in the toy fn, so compare the first chunk only...
-  np.testing.assert_allclose(out1['fake'], out['fake'][:, :2], rtol=1e-6)
-  assert out2['fake'].shape == (B, 2, H, W, 3)
+  # Two chunks of 2 frames equal one chunk of 4 frames (in values), for a frame function that
+  # does not read the chunk-local frame index t.
+  base_fn = _toy_frame_fn(params)
+  fn = lambda windows, prev, t: base_fn(windows, prev, 0 * t)
+  _, whole = rollout.generate(fn, carry, cond_new)
+  c1, out1 = rollout.generate(fn, carry, tuple(c[:, :2] for c in cond_new))
+  _, out2 = rollout.generate(fn, rollout.detach(c1), tuple(c[:, 2:] for c in cond_new))
+  np.testing.assert_allclose(out1['fake'], whole['fake'][:, :2], rtol=1e-6)
+  np.testing.assert_allclose(out2['fake'], whole['fake'][:, 2:], rtol=1e-6)
 
 
 def test_truncation_blocks_gradients_beyond_window():
