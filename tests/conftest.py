@@ -15,8 +15,11 @@ FIXTURES_ROOT = pathlib.Path(
 def _fixture_dir(name: str) -> pathlib.Path:
   path = FIXTURES_ROOT / name
   if not path.is_dir():
-    pytest.skip(f'reference fixtures not found at {path} (set V2V_FIXTURES or check out '
-                '../shared next to the repository)')
+    message = (f'reference fixtures not found at {path} (set V2V_FIXTURES or check out '
+               '../shared next to the repository)')
+    if os.environ.get('V2V_REQUIRE_FIXTURES') == '1':  # CI has them: a missing set is a failure
+      pytest.fail(message)
+    pytest.skip(message)
   return path
 
 
