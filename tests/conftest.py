@@ -36,6 +36,12 @@ def flownet2_fixtures() -> pathlib.Path:
 
 
 @pytest.fixture(scope='session')
+def training_fixtures() -> pathlib.Path:
+  """../shared/fixtures/vid2vid_training_reference (skips with the reason only if it is absent)."""
+  return _fixture_dir('vid2vid_training_reference')
+
+
+@pytest.fixture(scope='session')
 def repo_root() -> pathlib.Path:
   return REPO_ROOT
 

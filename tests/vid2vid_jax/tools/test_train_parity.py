@@ -18,20 +18,7 @@ import pytest
 from vid2vid_jax.tools import train_parity
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[3]
-# As tests/conftest.py: ../shared/fixtures next to the checkout; V2V_FIXTURES overrides.
-FIXTURES_ROOT = pathlib.Path(
-    os.environ.get('V2V_FIXTURES', REPO_ROOT.parent / 'shared' / 'fixtures'))
 CASES = ('face', 'street_2scale_temporal2', 'street_basic', 'video_edges')
-
-
-@pytest.fixture(scope='module')
-def training_fixtures() -> pathlib.Path:
-  """../shared/fixtures/vid2vid_training_reference (skips with the reason only if absent)."""
-  path = FIXTURES_ROOT / 'vid2vid_training_reference'
-  if not path.is_dir():
-    pytest.skip(f'training reference fixtures not found at {path} (set V2V_FIXTURES or check '
-                'out ../shared next to the repository)')
-  return path
 
 
 @pytest.fixture(scope='module')
