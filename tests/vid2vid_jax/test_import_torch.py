@@ -179,3 +179,14 @@ def test_read_features_reads_the_dict_and_refuses_code(tmp_path):
   _write_object_npy(tmp_path / 'bad_rows.npy', {0: np.zeros(4)})
   with pytest.raises(ValueError, match='features of id 0'):
     import_torch.read_features(tmp_path / 'bad_rows.npy')
+
+
+def test_import_cli_reports_a_corrupt_pth_in_one_line_with_exit_2(vid2vid_fixtures, tmp_path):
+  shutil.copy(vid2vid_fixtures / 'gen_edges_input_nc' / 'opt.txt', tmp_path / 'opt.txt')
+  (tmp_path / 'latest_net_G0.pth').write_bytes(b'not a checkpoint')
+  result = subprocess.run(
+      [sys.executable, '-m', 'vid2vid_jax.tools.import_torch', f'--ckpt_dir={tmp_path}',
+       f'--out={tmp_path / "out"}'], capture_output=True, text=True, timeout=300, check=False)
+  assert result.returncode == 2 and 'Traceback' not in result.stderr, result.stderr[-2000:]
+  assert 'latest_net_G0.pth: not a PyTorch .pth file' in result.stderr
+  assert not (tmp_path / 'out').exists()

@@ -25,6 +25,7 @@ import jax
 import numpy as np
 
 from vid2vid_jax import checkpoint
+from vid2vid_jax import cli
 from vid2vid_jax import import_torch
 
 _CKPT_DIR = flags.DEFINE_string('ckpt_dir', None, 'Original checkpoint folder (opt.txt + .pth).')
@@ -47,4 +48,4 @@ def main(argv: Sequence[str]) -> None:
 
 if __name__ == '__main__':
   flags.mark_flags_as_required(['ckpt_dir', 'out'])
-  app.run(main)
+  app.run(cli.exit_2_on_user_errors(main))

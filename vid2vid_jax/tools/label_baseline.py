@@ -20,6 +20,7 @@ import numpy as np
 from ml_collections import config_flags
 
 from vid2vid_jax import baselines
+from vid2vid_jax import cli
 
 FLAGS = flags.FLAGS
 
@@ -78,4 +79,4 @@ if __name__ == '__main__':
   config_flags.DEFINE_config_file('config', None, 'Config file.', lock_config=True)
   flags.DEFINE_string('workdir', None, 'The training workdir.')
   flags.mark_flags_as_required(['config', 'workdir'])
-  app.run(main)
+  app.run(cli.exit_2_on_user_errors(main))
