@@ -5,15 +5,16 @@ Prepare the footage first (Canny edges in train_A, frames in train_B, DIS flows 
       --out datasets/my_edges --size 256x256
 Run:
   python train.py --config configs/edges_256.py --workdir runs/my_edges \
-      --config.data.root=datasets/my_edges --config.data.flow_dir=datasets/my_edges/train_flow
+      --config.data.root=datasets/my_edges
   python eval.py --config configs/edges_256.py --workdir runs/my_edges \
-      --config.data.root=datasets/my_edges --config.data.flow_dir=datasets/my_edges/train_flow
+      --config.data.root=datasets/my_edges
 
 The original has no edges recipe; this is its temporal model with image inputs (label_nc 0,
 the original's default) at the face recipe's width. The generator's flow learns from the flows
-prepare wrote (flow.source 'dataset'); with a FlowNet2 checkpoint from ``python -m
-flow.import_torch`` set flow.source='flownet2' and flow.checkpoint instead. VGG needs the
-torchvision weights (loss.vgg_weights); without them set loss.use_vgg=False.
+prepare wrote (flow.source 'dataset'; data.flow_dir follows data.root); with a FlowNet2
+checkpoint from ``python -m flow.import_torch`` set flow.source='flownet2' and flow.checkpoint
+instead. VGG needs the torchvision weights (loss.vgg_weights); without them set
+loss.use_vgg=False.
 """
 
 from configs import default
@@ -23,7 +24,7 @@ def get_config():
   config = default.get_config()
   config.data.layout = 'video'
   config.data.root = 'datasets/my_edges/'
-  config.data.flow_dir = 'datasets/my_edges/train_flow'
+  config.data.flow_dir = config.data.get_ref('root') + '/train_flow'  # prepare's flows
   config.data.label_nc = 0
   config.data.input_nc = 1  # prepare writes grey edge maps (0 / 255)
   config.data.load_size = 256
