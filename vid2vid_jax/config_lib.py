@@ -10,14 +10,16 @@ from collections.abc import Sequence
 import ml_collections
 
 from input_pipeline import transforms
+from vid2vid_jax import losses
+from vid2vid_jax.models import layers
 
 # 'street' and 'video' share the original's temporal folder layout (train_A/train_B[/train_inst]):
 # street's A holds label ids (label_nc > 0), video's A holds images (label_nc == 0), e.g. for
 # edge->image or frame prediction. face and pose are the original's face/pose dataset modes.
 LAYOUTS = ('street', 'video', 'face', 'pose')
 RESIZE_OR_CROP = transforms.MODES  # the pipeline's modes: one list
-NORMS = ('batch', 'instance')
-GAN_MODES = ('ls', 'original', 'vanilla', 'hinge')
+NORMS = layers.NORMS  # what the layers implement
+GAN_MODES = losses.GAN_MODES  # what the losses implement
 FIRST_FRAME_MODES = ('real', 'single_g', 'generate')
 FIRST_FRAME_NETS = ('global', 'local', 'global_with_features', 'local_with_features')
 FLOW_SOURCES = ('flownet2', 'dataset', 'none')
@@ -228,7 +230,7 @@ def config_errors(config: ml_collections.ConfigDict, num_devices: int | None = N
     _check(mode in FIRST_FRAME_MODES, field,
            f'must be one of {FIRST_FRAME_MODES}, got {mode!r}', errors)
   first = config.first_frame
-  _check(first.norm in ('batch', 'instance'), 'first_frame.norm',
+  _check(first.norm in NORMS, 'first_frame.norm',
          f'must be "batch" or "instance", got {first.norm!r}', errors)
   _check(first.net in FIRST_FRAME_NETS, 'first_frame.net',
          f'must be one of {FIRST_FRAME_NETS}, got {first.net!r}', errors)

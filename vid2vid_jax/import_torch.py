@@ -222,7 +222,7 @@ def config_from_options(options: Mapping[str, Any]) -> ml_collections.ConfigDict
   if data.pose.openpose_only:
     g.no_flow = True  # the original forces it (spec 1.1)
 
-  if g.norm not in ('batch', 'instance'):
+  if g.norm not in config_lib.NORMS:
     raise ValueError(f"option norm={g.norm!r} is not supported (batch or instance)")
   for name, value in (('n_frames_G', g.n_frames_G), ('n_scales_spatial', g.n_scales_spatial),
                       ('ngf', g.ngf), ('num_D', d.num_D), ('n_layers_D', d.n_layers_D),
