@@ -254,3 +254,15 @@ def test_a_video_without_any_face_is_one_clear_error(videos, tmp_path, capsys):
              '--size', '64x48', '--min_frames', '4') == 2
   err = capsys.readouterr().err.strip().splitlines()
   assert err == [f'prepare: error: {single / "coffee.mp4"}: no face found in any of its 20 frames']
+
+
+def test_face_without_the_extra_names_it(videos, tmp_path, capsys, monkeypatch):
+  import sys  # pylint: disable=g-import-not-at-top
+  monkeypatch.setitem(sys.modules, 'dlib', None)  # as if `pip install -e '.[prepare]'` was not run
+  single = tmp_path / 'single'
+  single.mkdir()
+  os.symlink(videos / 'pan_right.mp4', single / 'pan_right.mp4')
+  assert run('--input', str(single), '--conditioning', 'face', '--out', str(tmp_path / 'out'),
+             '--size', '64x48') == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and "pip install -e '.[prepare]'" in err[0], err
