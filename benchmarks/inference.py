@@ -29,19 +29,19 @@ def measure(args: argparse.Namespace, width: int, height: int, dtype: str) -> di
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from vid2vid_jax import inference  # pylint: disable=g-import-not-at-top
-  from vid2vid_jax import train_lib  # pylint: disable=g-import-not-at-top
+  from vid2vid_jax import train_state  # pylint: disable=g-import-not-at-top
   from vid2vid_jax.models import builders  # pylint: disable=g-import-not-at-top
 
   config = train_step.street_config(width)
   config.model.dtype = dtype
   g = config.model.generator
-  models = train_lib.build_models(config)
+  models = train_state.build_models(config)
   generator = inference.SequenceGenerator(
       generator=builders.generator_from_config(config), n_frames_G=g.n_frames_G,
       n_scales=g.n_scales_spatial, label_nc=config.data.label_nc,
       fg_labels=tuple(g.fg_labels) if g.fg else (), first_frame_mode='real',
       chunk_frames=args.chunk)
-  params = train_lib.init_params(models, jax.random.key(0), 1, height, width)['g']
+  params = train_state.init_params(models, jax.random.key(0), 1, height, width)['g']
   total = g.n_frames_G - 1 + args.chunk + args.frames
   chunk = train_step.random_chunk(config, models, 1, height, width, total - g.n_frames_G + 1,
                                   with_flow=False)
@@ -70,7 +70,7 @@ def measure(args: argparse.Namespace, width: int, height: int, dtype: str) -> di
   fps = produced / seconds
   achieved = frame_flops * fps / 1e12 if frame_flops else None
   n_params = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(params))
-  return dict(size=f'{width}x{height}', dtype=dtype, scales=models.n_scales,
+  return dict(size=f'{width}x{height}', dtype=dtype, scales=models.generator.n_scales,
               g_params_m=n_params / 1e6, chunk=args.chunk, frames=produced,
               device=device.device_kind, compile_s=compile_s, frames_per_s=fps,
               ms_per_frame=1e3 / fps,

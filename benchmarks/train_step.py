@@ -5,8 +5,8 @@
   python benchmarks/train_step.py --sizes 2048x1024 --dtypes bfloat16 --remat
 
 One row per (size, dtype), each measured in its own process. The step is the real one
-(`train_lib.train_step`, G + image D + temporal Ds, every loss of the size's street config),
-jitted through `train_lib.jit_step` on a mesh over all local devices (``--spatial`` of them
+(`steps.train_step`, G + image D + temporal Ds, every loss of the size's street config),
+jitted through `steps.jit_step` on a mesh over all local devices (``--spatial`` of them
 splitting the height), on random inputs: label_nc one-hot + instance-edge channels, and with
 ``--flow dataset`` (default) reference flows as inputs; ``--flow flownet2`` runs FlowNet2 (random
 weights) inside the step as real training does. The VGG loss uses random VGG19 weights (values
@@ -47,7 +47,7 @@ def random_chunk(config, models, batch: int, height: int, width: int, new_frames
   """A chunk of random inputs: [B, tG - 1 + new_frames, H, W, C] float32 NumPy arrays."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(seed)
-  frames = models.n_frames_G - 1 + new_frames
+  frames = models.generator.n_frames - 1 + new_frames
   label_nc = config.data.label_nc
   labels = rng.integers(0, label_nc, (batch, frames, height, width))
   cond = np.concatenate([np.eye(label_nc, dtype=np.float32)[labels],
@@ -81,7 +81,9 @@ def measure(args: argparse.Namespace, width: int, height: int, dtype: str) -> di
   import numpy as np  # pylint: disable=g-import-not-at-top
   from vid2vid_jax import losses as losses_lib  # pylint: disable=g-import-not-at-top
   from vid2vid_jax import sharding  # pylint: disable=g-import-not-at-top
-  from vid2vid_jax import train_lib  # pylint: disable=g-import-not-at-top
+  from vid2vid_jax import schedule as schedule_lib  # pylint: disable=g-import-not-at-top
+  from vid2vid_jax import steps  # pylint: disable=g-import-not-at-top
+  from vid2vid_jax import train_state  # pylint: disable=g-import-not-at-top
 
   config = street_config(width)
   config.model.dtype = dtype
@@ -91,28 +93,28 @@ def measure(args: argparse.Namespace, width: int, height: int, dtype: str) -> di
   if args.frames_per_step:
     config.train.max_frames_per_gpu = args.frames_per_step
   config.sharding.spatial = args.spatial
-  models = train_lib.build_models(config)
+  models = train_state.build_models(config)
   losses = losses_lib.loss_weights_from_config(config)
-  schedule = train_lib.schedule_from_config(config)
-  options = train_lib.step_options(config, schedule, schedule.niter_fix_global)
+  schedule = schedule_lib.schedule_from_config(config)
   new_frames = config.train.max_frames_per_gpu
+  options = steps.step_options(config, schedule, schedule.niter_fix_global, new_frames)
   chunk = random_chunk(config, models, args.batch, height, width, new_frames,
                        with_flow=args.flow == 'dataset')
   rates = {k: np.float32(v) for k, v in schedule.learning_rates(0).items()}
   mesh = sharding.create_mesh(config, jax.local_devices())
   with jax.set_mesh(mesh):
     frozen = jax.device_put(frozen_networks(config, height, width), sharding.replicated(mesh))
-    state, shardings, new_seq = train_lib.create_sharded_states(
+    state, layouts, new_seq = train_state.create_sharded_states(
         models, schedule, jax.random.key(0), args.batch, height, width, mesh,
         fsdp=args.fsdp)
     seq = new_seq()
-    txs = train_lib.make_optimizers(schedule, state.params)
+    txs = train_state.make_optimizers(schedule, state.params)
     chunk = sharding.to_global(chunk, mesh)
 
     def compile_step(opts):
-      fn = functools.partial(train_lib.train_step, models, losses, opts, txs)
-      return train_lib.jit_step(fn, mesh, *shardings, chunk).lower(state, seq, chunk, rates,
-                                                                    frozen)
+      fn = functools.partial(steps.train_step, models, losses, opts, txs)
+      return steps.jit_step(fn, mesh, layouts.state, layouts.sequence, chunk).lower(
+          state, seq, chunk, rates, frozen)
     step_flops = common.flops(compile_step(dataclasses.replace(options, unroll=True)))
     start = time.perf_counter()
     compiled = compile_step(options).compile()
@@ -131,7 +133,7 @@ def measure(args: argparse.Namespace, width: int, height: int, dtype: str) -> di
   n_params = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(state.params['g']))
   return dict(
       size=f'{width}x{height}', dtype=dtype, remat=args.remat, batch=args.batch,
-      frames=new_frames, scales=models.n_scales, g_params_m=n_params / 1e6,
+      frames=new_frames, scales=models.generator.n_scales, g_params_m=n_params / 1e6,
       devices=f'{jax.device_count()}x{device.device_kind}', compile_s=compile_s,
       step_ms=step_ms, times_ms=times, steps_per_s=1e3 / step_ms,
       frames_per_s=args.batch * new_frames * 1e3 / step_ms,

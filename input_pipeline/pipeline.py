@@ -44,6 +44,7 @@ class Plan:
   domain: Domain
   sequences: tuple[layouts.Sequence, ...]
   sampler: sampling.Sampler
+  clip_plan: sampling.ClipPlan
   global_batch: int
   process_index: int
   process_count: int
@@ -167,6 +168,23 @@ class ClipIterator:
   def clip_length(self) -> int:
     """T of every batch (frames read per clip)."""
     return self._plan.sampler.clip_len
+
+  @property
+  def frame_size(self) -> tuple[int, int]:
+    """(H, W) of every frame of every batch."""
+    shape = next(self._shapes[self._keys.index(k)] for k in ('image', 'cond', 'label')
+                 if k in self._keys)
+    return tuple(shape[1:3])
+
+  @property
+  def global_batch(self) -> int:
+    """Clips per step over all processes."""
+    return self._plan.global_batch
+
+  @property
+  def clip_plan(self) -> sampling.ClipPlan:
+    """How each clip is cut into optimizer steps (training)."""
+    return self._plan.clip_plan
 
   @property
   def steps_per_epoch(self) -> int:
@@ -299,9 +317,10 @@ def _plan_from_config(config, split: str, n_frames_total: Optional[int], seed: O
     raise ValueError(f'no videos under {data.root} for phase {phase!r}')
   lengths = tuple(len(s) for s in sequences)
   n_frames_G = config.model.generator.n_frames_G
-  clip_len = sampling.clip_length(
+  clip_plan = sampling.clip_plan(
       n_frames_total if n_frames_total is not None else data.n_frames_total, n_frames_G,
       config.train.max_frames_per_gpu, min(lengths))
+  clip_len = clip_plan.length
   if min(lengths) < max(lengths):
     logging.info('videos have %d..%d frames: clips of %d frames (batches need one length)',
                  min(lengths), max(lengths), clip_len)
@@ -314,7 +333,7 @@ def _plan_from_config(config, split: str, n_frames_total: Optional[int], seed: O
   if data.batch_size % process_count:
     raise ValueError(f'data.batch_size={data.batch_size} must divide evenly over '
                      f'{process_count} processes')
-  return Plan(domain=domain, sequences=tuple(sequences), sampler=sampler,
+  return Plan(domain=domain, sequences=tuple(sequences), sampler=sampler, clip_plan=clip_plan,
               global_batch=data.batch_size, process_index=process_index,
               process_count=process_count, num_parallel_calls=data.num_parallel_calls,
               prefetch=data.prefetch, has_flow=bool(flow_dir), train=train)

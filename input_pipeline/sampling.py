@@ -15,9 +15,35 @@ from typing import Optional
 import numpy as np
 
 
-def clip_length(n_frames_total: int, n_frames_G: int, max_frames_per_step: int,
-                seq_len: int) -> int:
-  """Frames read per clip, T_read (spec 4.1).
+@dataclasses.dataclass(frozen=True)
+class ClipPlan:
+  """How a training clip is read and cut into optimizer steps (the one place this is computed).
+
+  A clip holds n_frames_G - 1 context frames, then ``n_chunks`` chunks of ``frames_per_step``
+  new frames; each step sees the chunk's new frames with the n_frames_G - 1 frames before them.
+  """
+  n_frames_G: int
+  frames_per_step: int
+  n_chunks: int
+
+  @property
+  def context(self) -> int:
+    return self.n_frames_G - 1
+
+  @property
+  def length(self) -> int:
+    """T_read: frames read per clip."""
+    return self.frames_per_step * self.n_chunks + self.context
+
+  @property
+  def chunk_length(self) -> int:
+    """Frames in one step's chunk: context plus the new frames."""
+    return self.frames_per_step + self.context
+
+
+def clip_plan(n_frames_total: int, n_frames_G: int, max_frames_per_step: int,
+              seq_len: int) -> ClipPlan:
+  """The clip layout of the original's sequence loading (n_frames_load per step).
 
   Args:
     n_frames_total: frames to generate per clip (curriculum value).
@@ -26,16 +52,21 @@ def clip_length(n_frames_total: int, n_frames_G: int, max_frames_per_step: int,
     seq_len: length of the (shortest) video.
 
   Returns:
-    T_read = per_load * n_loadings + n_frames_G - 1 with n_gen = min(n_frames_total,
-    seq_len - n_frames_G + 1), per_load = min(n_gen, max_frames_per_step), n_loadings =
-    n_gen // per_load.
+    n_gen = min(n_frames_total, seq_len - n_frames_G + 1) frames to generate, cut into
+    n_gen // per_step chunks of per_step = min(n_gen, max_frames_per_step) frames.
   """
   n_gen = min(n_frames_total, seq_len - n_frames_G + 1)
   if n_gen < 1:
     raise ValueError(f'videos of {seq_len} frames are too short for n_frames_G={n_frames_G} '
                      '(need at least n_frames_G frames)')
-  per_load = min(n_gen, max(1, max_frames_per_step))
-  return per_load * (n_gen // per_load) + n_frames_G - 1
+  per_step = min(n_gen, max(1, max_frames_per_step))
+  return ClipPlan(n_frames_G=n_frames_G, frames_per_step=per_step, n_chunks=n_gen // per_step)
+
+
+def clip_length(n_frames_total: int, n_frames_G: int, max_frames_per_step: int,
+                seq_len: int) -> int:
+  """T_read of `clip_plan`."""
+  return clip_plan(n_frames_total, n_frames_G, max_frames_per_step, seq_len).length
 
 
 @dataclasses.dataclass(frozen=True)

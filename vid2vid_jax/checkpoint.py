@@ -138,3 +138,83 @@ def restore_train(manager: ocp.CheckpointManager, step: int, state_target: Any,
   restored = manager.restore(step, args=args)
   return (_from_tree(state_target, restored['state']),
           _from_tree(sequence_target, restored['sequence']))
+
+
+# ----------------------------------------------------------------------------- loading params
+# Every restore of parameters outside resuming a run goes through `load_params`: eval's
+# generator, train.init_from, the first-frame generator of mode 'single_g' and its encoder.
+
+PARTS = ('generator', 'first_frame_generator', 'first_frame_encoder', 'first_frame_features',
+         'train')
+_IMPORTED_TRAIN_KEYS = {'generator': ('g',), 'discriminator': ('d', 'image'),
+                        'face_discriminator': ('d', 'face')}
+
+
+def is_training_workdir(path: PathLike) -> bool:
+  return (pathlib.Path(path) / 'checkpoints').is_dir()
+
+
+def load_params(path: PathLike, part: str, *, step: int | None = None,
+                option: str = 'checkpoint') -> tuple[Any, int | None]:
+  """Parameters of one part of a model, from a training workdir or an imported checkpoint.
+
+  Args:
+    path: a training workdir (``{path}/checkpoints``) or a directory written by
+      `save_variables` (e.g. by vid2vid_jax.tools.import_torch).
+    part: 'generator' (a workdir's EMA params where training kept them), 'first_frame_generator'
+      (a workdir trained with train.target 'first_frame'), 'first_frame_encoder' and
+      'first_frame_features' (imported face models: encoder params, and {instance id: [N,
+      feat_num + 1]} stored features), or 'train' (every network in the train state's params
+      layout {'g', 'd': {'image'[, 'face']}, 'd_t': {'0', ...}}).
+    step: the workdir's step to read (None: the latest).
+    option: the config option that named ``path``, for error messages.
+
+  Returns:
+    (NumPy tree, the workdir step read or None for an imported checkpoint).
+  """
+  if part not in PARTS:
+    raise ValueError(f'unknown part {part!r}; expected one of {PARTS}')
+  source = pathlib.Path(path)
+  if is_training_workdir(source):
+    manager = create_manager(source)
+    if step is None:
+      step = manager.latest_step()
+    if step is None or step not in manager.all_steps():
+      raise ValueError(f'{option}={path}: no training checkpoint'
+                       f'{"" if step is None else f" at step {step}"} in {manager.directory}')
+    state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    state = state['state']
+    if part == 'generator':
+      tree = state.get('ema_g') or state['params']['g']
+    elif part in ('first_frame_generator', 'train'):
+      tree = state['params']['g'] if part != 'train' else state['params']
+    else:
+      raise ValueError(f'{option}={path} is a training workdir; {part} comes from an imported '
+                       'checkpoint (vid2vid_jax.tools.import_torch)')
+    return jax.tree_util.tree_map(np.asarray, tree), step
+  tree, _ = load_variables(source)
+  if part == 'train':
+    return train_params_from_imported(tree), None
+  if part not in tree:
+    raise ValueError(f'{option}={path} holds no {part} (found {sorted(tree)})')
+  value = tree[part]
+  if part == 'first_frame_features':
+    return {int(k): np.asarray(v, np.float32) for k, v in value.items()}, None
+  return value['params'], None
+
+
+def train_params_from_imported(tree: Any) -> dict[str, Any]:
+  """An imported checkpoint ({'generator': {'params': ...}, 'discriminator': ...,
+  'face_discriminator': ..., 'temporal_discriminator_{s}': ...}) in the train state's layout."""
+  params: dict[str, Any] = {'d': {}, 'd_t': {}}
+  for key, value in tree.items():
+    inner = value['params'] if isinstance(value, dict) and 'params' in value else value
+    if key.startswith('temporal_discriminator_'):
+      params['d_t'][key[len('temporal_discriminator_'):]] = inner
+    elif key in _IMPORTED_TRAIN_KEYS:
+      where = _IMPORTED_TRAIN_KEYS[key]
+      if len(where) == 1:
+        params[where[0]] = inner
+      else:
+        params[where[0]][where[1]] = inner
+  return params

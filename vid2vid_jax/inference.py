@@ -408,25 +408,19 @@ def _fvd_report(features: Mapping[str, list[np.ndarray]], stride: int,
 
 def load_generator_params(config: Any, workdir: str | os.PathLike) -> tuple[Any, int | None]:
   """(generator params, training step or None) for eval: config.eval.checkpoint (an
-  import_torch checkpoint, step None) if set, else the workdir's training checkpoint
-  (config.eval.checkpoint_step, -1 = latest; the EMA params when training kept them)."""
+  import_torch checkpoint or another training workdir) if set, else the workdir's training
+  checkpoint (config.eval.checkpoint_step, -1 = latest; the EMA params when training kept them)."""
   from vid2vid_jax import checkpoint  # pylint: disable=g-import-not-at-top
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  step = None if config.eval.checkpoint_step < 0 else config.eval.checkpoint_step
   if config.eval.checkpoint:
-    tree, _ = checkpoint.load_variables(config.eval.checkpoint)
-    if 'generator' not in tree:
-      raise ValueError(f'eval.checkpoint={config.eval.checkpoint} has no generator '
-                       f'(found {sorted(tree)})')
-    return jax.tree_util.tree_map(jnp.asarray, tree['generator']['params']), None
-  manager = checkpoint.create_manager(workdir)
-  step = manager.latest_step() if config.eval.checkpoint_step < 0 else config.eval.checkpoint_step
-  if step is None or step not in manager.all_steps():
-    raise ValueError(f'no training checkpoint (step {config.eval.checkpoint_step}) in '
-                     f'{manager.directory}; train first or set config.eval.checkpoint')
-  state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))['state']
-  params = state.get('ema_g') or state['params']['g']
-  logging.info('Evaluating the generator of step %d from %s%s', step, manager.directory,
-               ' (EMA)' if state.get('ema_g') else '')
+    params, step = checkpoint.load_params(config.eval.checkpoint, 'generator', step=step,
+                                          option='eval.checkpoint')
+  else:
+    if not checkpoint.is_training_workdir(workdir):
+      raise ValueError(f'no training checkpoint in {workdir}; train first or set '
+                       'config.eval.checkpoint')
+    params, step = checkpoint.load_params(workdir, 'generator', step=step, option='workdir')
+    logging.info('Evaluating the generator of step %d from %s', step, workdir)
   return jax.tree_util.tree_map(jnp.asarray, params), step
 
 
@@ -542,10 +536,16 @@ def _first_frame_fn(config: Any) -> Callable[[list[Frame]], np.ndarray]:
   The feature-conditioned nets (the original's face model) also need each frame's real image
   and instance map: the feature encoder encodes them, and `first_frame.nearest_features` swaps
   the result for the stored features of the nearest training image (spec 1.6)."""
-  from vid2vid_jax import train_lib  # pylint: disable=g-import-not-at-top
+  from vid2vid_jax import checkpoint  # pylint: disable=g-import-not-at-top
   from vid2vid_jax.models import builders  # pylint: disable=g-import-not-at-top
   from vid2vid_jax.models import first_frame as first_frame_lib  # pylint: disable=g-import-not-at-top
-  params = train_lib.load_first_frame_params(config)
+  path = config.first_frame.checkpoint
+  if not path:
+    raise ValueError("first-frame mode 'single_g' needs config.first_frame.checkpoint: a "
+                     "workdir trained with train.target='first_frame', or an imported "
+                     'single-image generator (vid2vid_jax.tools.import_torch)')
+  load = functools.partial(checkpoint.load_params, path, option='first_frame.checkpoint')
+  params = jax.tree_util.tree_map(jnp.asarray, load('first_frame_generator')[0])
   model = builders.first_frame_generator_from_config(config)
   channels = first_frame_lib.input_channels(model, params)
   if not config.first_frame.net.endswith('_with_features'):
@@ -553,7 +553,8 @@ def _first_frame_fn(config: Any) -> Callable[[list[Frame]], np.ndarray]:
     return lambda context: np.asarray(apply(params, jnp.asarray(
         np.stack([f['cond'] for f in context]))))
 
-  encoder_params, bank = train_lib.load_first_frame_encoder(config)
+  encoder_params = jax.tree_util.tree_map(jnp.asarray, load('first_frame_encoder')[0])
+  bank = load('first_frame_features')[0]
   encoder = builders.feature_encoder_from_config(config)
   encode = jax.jit(lambda p, image, inst: encoder.apply({'params': p}, image, inst))
   apply = jax.jit(lambda p, x, feat: model.apply({'params': p}, x[..., :channels], feat))

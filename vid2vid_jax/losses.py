@@ -344,13 +344,10 @@ def loss_weights_from_config(config: Any) -> LossWeights:
 
 # ----------------------------------------------------------------------------- assembly
 
-# (real, fake) D outputs of one temporal scale.
-TemporalPair = Tuple[MultiscaleOutput, MultiscaleOutput]
-
-
-def _g_adversarial(weights: LossWeights, pred_fake: MultiscaleOutput,
+def adversarial_terms(weights: LossWeights, pred_fake: MultiscaleOutput,
                    pred_real: MultiscaleOutput) -> Tuple[Array, Array]:
-  """(G_GAN, lambda_feat * G_GAN_Feat) of one D pass (the original's GAN_and_FM_loss)."""
+  """(G_GAN, lambda_feat * G_GAN_Feat) of one D pass (the original's GAN_and_FM_loss): the
+  generator's adversarial term on D(fake) and the feature matching of D(fake) to D(real)."""
   gan = gan_loss(pred_fake, True, weights.gan_mode, for_discriminator=False)
   feat = jnp.zeros((), jnp.float32)
   if weights.use_gan_feat:
@@ -416,7 +413,6 @@ def generator_loss_terms(
     d_face_real: Optional[MultiscaleOutput] = None,
     d_face_fake: Optional[MultiscaleOutput] = None,
     face_valid: Optional[Array] = None,
-    d_temporal: Sequence[TemporalPair] = (),
 ) -> dict[str, Array]:
   """All generator terms of one chunk, each already weighted (spec 3.5-3.7).
 
@@ -436,8 +432,7 @@ def generator_loss_terms(
     'g/occlusion': lambda_occlusion * occlusion_loss (ours, if lambda_occlusion > 0).
     'g/fake_warp' G_Warp: lambda_T * fake_warp_loss (when fake_prev and flow_ref are given).
     'g/face_gan', 'g/face_gan_feat' G_f_GAN, G_f_GAN_Feat: times face_weight (if the face D ran).
-    'g/t_gan_{s}', 'g/t_gan_feat_{s}' G_T_GAN, G_T_GAN_Feat of temporal scale s, for every
-      entry of d_temporal (G_T_Warp is always 0 in the original and is left out).
+  The temporal-D terms come from `vid2vid_jax.temporal.terms`.
 
   Args:
     weights: LossWeights.
@@ -456,7 +451,6 @@ def generator_loss_terms(
       [0, 1].
     d_face_real, d_face_fake: face-D outputs on the face crops (both or neither).
     face_valid: optional scalar in {0, 1}: 0 zeroes the face terms (no face pixel in the batch).
-    d_temporal: per active temporal scale s, (D_T_s on real windows, D_T_s on fake windows).
 
   Returns:
     Flat dict of scalar float32 terms; total_generator_loss sums them.
@@ -475,7 +469,7 @@ def generator_loss_terms(
 
   gan = feat = jnp.zeros((), jnp.float32)
   for _, d_out in passes:
-    g, f = _g_adversarial(w, d_out, d_real)
+    g, f = adversarial_terms(w, d_out, d_real)
     gan, feat = gan + g, feat + f
   terms['g/gan'] = gan
   if w.use_gan_feat:
@@ -510,16 +504,11 @@ def generator_loss_terms(
     raise ValueError('d_face_real and d_face_fake must both be given or both be None')
   if d_face_fake is not None:
     scale = w.face_weight * _face_scale(face_valid)
-    g, f = _g_adversarial(w, d_face_fake, d_face_real)
+    g, f = adversarial_terms(w, d_face_fake, d_face_real)
     terms['g/face_gan'] = scale * g
     if w.use_gan_feat:
       terms['g/face_gan_feat'] = scale * f
 
-  for s, (t_real, t_fake) in enumerate(d_temporal):
-    g, f = _g_adversarial(w, t_fake, t_real)
-    terms[f'g/t_gan_{s}'] = g
-    if w.use_gan_feat:
-      terms[f'g/t_gan_feat_{s}'] = f
   return terms
 
 
@@ -548,7 +537,6 @@ def discriminator_loss_terms(
     d_face_real: Optional[MultiscaleOutput] = None,
     d_face_fake: Optional[MultiscaleOutput] = None,
     face_valid: Optional[Array] = None,
-    d_temporal: Sequence[TemporalPair] = (),
 ) -> dict[str, Array]:
   """All discriminator terms of one chunk (spec 3.5-3.7), with the original's double real term.
 
@@ -559,7 +547,7 @@ def discriminator_loss_terms(
   loss_D = 0.5 * (D_fake(final) + D_fake(raw)) + D_real(one pass).
 
   Keys: 'd/real', 'd/fake' (both passes summed), 'd_face/real', 'd_face/fake' (if the face D
-  ran), 'd_t{s}/real', 'd_t{s}/fake' per entry of d_temporal.
+  ran). The temporal-D terms come from `vid2vid_jax.temporal.terms`.
 
   Args:
     weights: LossWeights (gan_mode is used).
@@ -568,7 +556,6 @@ def discriminator_loss_terms(
       None when there is no raw pass.
     d_face_real, d_face_fake: face-D outputs (both or neither).
     face_valid: optional scalar in {0, 1}: 0 zeroes the face terms.
-    d_temporal: per active temporal scale s, (D_T_s on real windows, D_T_s on fake windows).
 
   Returns:
     Flat dict of scalar float32 terms (unweighted: every D term has weight 1 or 0.5, applied by
@@ -586,9 +573,6 @@ def discriminator_loss_terms(
     scale = _face_scale(face_valid)
     terms['d_face/real'] = scale * gan_loss(d_face_real, True, mode, for_discriminator=True)
     terms['d_face/fake'] = scale * gan_loss(d_face_fake, False, mode, for_discriminator=True)
-  for s, (t_real, t_fake) in enumerate(d_temporal):
-    terms[f'd_t{s}/real'] = gan_loss(t_real, True, mode, for_discriminator=True)
-    terms[f'd_t{s}/fake'] = gan_loss(t_fake, False, mode, for_discriminator=True)
   return terms
 
 
@@ -612,15 +596,3 @@ def discriminator_totals(terms: Mapping[str, Array]) -> dict[str, Array]:
     s += 1
   return totals
 
-
-def total_discriminator_loss(terms: Mapping[str, Array]) -> Array:
-  """Sum of discriminator_totals: one scalar whose gradient w.r.t. each D's own parameters equals
-  that of its own total (the Ds share no parameters), for a step that differentiates all at once.
-
-  Args:
-    terms: dict from discriminator_loss_terms.
-
-  Returns:
-    Scalar float32.
-  """
-  return sum(discriminator_totals(terms).values())

@@ -122,7 +122,7 @@ def create_writer(workdir: str | os.PathLike, *, just_logging: bool) -> Any:
 
 class ProgressLogger:
   """Logs a progress bar, steps/s and the ETA every ``every_secs`` (clu's ReportProgress without
-  TensorFlow). ``num_train_steps`` is the run's planned total (`train_lib.planned_steps`)."""
+  TensorFlow). ``num_train_steps`` is the run's planned total (`schedule.planned_steps`)."""
 
   def __init__(self, num_train_steps: int, writer: Any = None, every_secs: float = 30.0,
                bar_width: int = 20):

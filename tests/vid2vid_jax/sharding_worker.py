@@ -52,17 +52,22 @@ def equivalence(out_path: str) -> None:
   import numpy as np  # pylint: disable=g-import-not-at-top
   from vid2vid_jax import losses as losses_lib  # pylint: disable=g-import-not-at-top
   from vid2vid_jax import sharding  # pylint: disable=g-import-not-at-top
-  from vid2vid_jax import train_lib  # pylint: disable=g-import-not-at-top
+  from input_pipeline import sampling  # pylint: disable=g-import-not-at-top
+  from vid2vid_jax import schedule as schedule_lib  # pylint: disable=g-import-not-at-top
+  from vid2vid_jax import steps  # pylint: disable=g-import-not-at-top
+  from vid2vid_jax import train_state  # pylint: disable=g-import-not-at-top
 
   assert jax.device_count() == 8, jax.devices()
   config = tiny_config()
-  models = train_lib.build_models(config)
+  models = train_state.build_models(config)
   losses = losses_lib.loss_weights_from_config(config)
-  schedule = train_lib.schedule_from_config(config)
-  options = train_lib.step_options(config, schedule, 0)
+  schedule = schedule_lib.schedule_from_config(config)
+  per_step = config.train.max_frames_per_gpu
+  options = steps.step_options(config, schedule, 0, per_step)
   rng = np.random.default_rng(0)
-  tg = models.n_frames_G
-  frames = tg - 1 + 2 * config.train.max_frames_per_gpu  # two chunks of one clip
+  plan = sampling.ClipPlan(n_frames_G=models.generator.n_frames, frames_per_step=per_step,
+                           n_chunks=2)  # two chunks of one clip
+  frames = plan.length
   labels = rng.integers(0, config.data.label_nc, (BATCH, frames, HEIGHT, WIDTH))
   cond = np.concatenate([np.eye(config.data.label_nc, dtype=np.float32)[labels],
                          rng.integers(0, 2, (BATCH, frames, HEIGHT, WIDTH, 1)).astype(np.float32)],
@@ -71,7 +76,7 @@ def equivalence(out_path: str) -> None:
           'image': rng.uniform(-1, 1, (BATCH, frames, HEIGHT, WIDTH, 3)).astype(np.float32),
           'flow_gt': rng.normal(0, 2, (BATCH, frames, HEIGHT, WIDTH, 2)).astype(np.float32),
           'conf_gt': rng.uniform(0, 1, (BATCH, frames, HEIGHT, WIDTH, 1)).astype(np.float32)}
-  chunks = train_lib.chunks_of(clip, tg, config.train.max_frames_per_gpu)
+  chunks = schedule_lib.chunks_of(clip, plan)
   rates = {k: np.float32(v) for k, v in schedule.learning_rates(0).items()}
   frozen = {'vgg': None, 'flownet': None, 'first_frame': None}
   results = {}
@@ -79,16 +84,16 @@ def equivalence(out_path: str) -> None:
     config.sharding.data, config.sharding.spatial, config.sharding.fsdp = data, spatial, fsdp
     mesh = sharding.create_mesh(config, jax.devices()[:n_devices])
     with jax.set_mesh(mesh):
-      state, shardings, new_seq = train_lib.create_sharded_states(
+      state, layouts, new_seq = train_state.create_sharded_states(
           models, schedule, jax.random.PRNGKey(0), BATCH, HEIGHT, WIDTH, mesh, fsdp=fsdp,
           fsdp_min_size=FSDP_MIN_SIZE)
       for opt_state in state.opt_state.values():
         opt_state.hyperparams['eps'] = jax.device_put(np.float32(ADAM_EPS),
                                                       opt_state.hyperparams['eps'].sharding)
-      txs = train_lib.make_optimizers(schedule, state.params)
+      txs = train_state.make_optimizers(schedule, state.params)
       seq = new_seq()
-      step = train_lib.jit_step(functools.partial(train_lib.train_step, models, losses, options,
-                                                  txs), mesh, *shardings, chunks[0])
+      step = steps.jit_step(functools.partial(steps.train_step, models, losses, options, txs),
+                            mesh, layouts.state, layouts.sequence, chunks[0])
       t0 = time.monotonic()
       step = step.lower(state, seq, sharding.to_global(chunks[0], mesh), rates, frozen).compile()
       t1 = time.monotonic()
@@ -127,7 +132,9 @@ def distributed(workdir: str, data_root: str, port: str, process_id: str) -> Non
   import numpy as np  # pylint: disable=g-import-not-at-top
   from vid2vid_jax import checkpoint  # pylint: disable=g-import-not-at-top
   from vid2vid_jax import sharding  # pylint: disable=g-import-not-at-top
+  from vid2vid_jax import schedule as schedule_lib  # pylint: disable=g-import-not-at-top
   from vid2vid_jax import train_lib  # pylint: disable=g-import-not-at-top
+  from vid2vid_jax import train_state  # pylint: disable=g-import-not-at-top
 
   config = tiny_config()
   config.data.root = data_root
@@ -153,8 +160,8 @@ def distributed(workdir: str, data_root: str, port: str, process_id: str) -> Non
   mesh = sharding.create_mesh(config)
   manager = checkpoint.create_manager(workdir)
   with jax.set_mesh(mesh):
-    _, _, new_seq = train_lib.create_sharded_states(
-        train_lib.build_models(config), train_lib.schedule_from_config(config),
+    _, _, new_seq = train_state.create_sharded_states(
+        train_state.build_models(config), schedule_lib.schedule_from_config(config),
         jax.random.PRNGKey(1), 2, HEIGHT, WIDTH, mesh, fsdp=True, fsdp_min_size=FSDP_MIN_SIZE)
     restored, _ = checkpoint.restore_train(manager, manager.latest_step(), state, new_seq())
   diffs = [float(np.max(np.abs(np.asarray(a.addressable_data(0)) -

@@ -1,258 +1,41 @@
-"""Training step and schedules on a tiny config (no input pipeline needed)."""
+"""The training loop's host-side pieces that run without an input pipeline (the loop itself:
+tests/test_train_eval.py)."""
 
-import functools
-
-import flax
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from configs import demo
-from vid2vid_jax import losses as losses_lib
 from vid2vid_jax import train_lib
+from vid2vid_jax import train_state
 
-B, H, W, TG, N = 1, 16, 32, 3, 2
+B, H, W = 1, 16, 32
 
 
 def tiny_config():
   config = demo.get_config()
   g = config.model.generator
-  g.ngf, g.n_blocks, g.n_downsample_G, g.n_frames_G = 8, 1, 2, TG
+  g.ngf, g.n_blocks, g.n_downsample_G, g.n_frames_G = 8, 1, 2, 3
   d = config.model.discriminator
   d.ndf, d.n_layers_D, d.num_D, d.n_frames_D, d.n_scales_temporal = 8, 2, 1, 2, 2
-  config.train.max_frames_per_gpu = N
-  config.train.unroll = False  # shorter compiles; the unrolled rollout is tested in test_rollout
   return config
-
-
-def _chunk(seed, t=TG - 1 + N):
-  rng = np.random.default_rng(seed)
-  labels = rng.integers(0, 35, (B, t, H, W))
-  cond = np.concatenate([np.eye(35, dtype=np.float32)[labels],
-                         rng.integers(0, 2, (B, t, H, W, 1)).astype(np.float32)], -1)
-  return dict(cond=cond, image=rng.uniform(-1, 1, (B, t, H, W, 3)).astype(np.float32),
-              flow_gt=rng.normal(0, 1, (B, t, H, W, 2)).astype(np.float32),
-              conf_gt=(rng.uniform(size=(B, t, H, W, 1)) > 0.3).astype(np.float32))
-
-
-def _two_steps(config):
-  """Builds the models and a jitted step of ``config`` and runs chunks 1 and 2 of one clip."""
-  models = train_lib.build_models(config)
-  schedule = train_lib.schedule_from_config(config)
-  state = train_lib.create_train_state(models, schedule, jax.random.PRNGKey(0), B, H, W)
-  txs = train_lib.make_optimizers(schedule, state.params)
-  step = jax.jit(functools.partial(
-      train_lib.train_step, models, losses_lib.loss_weights_from_config(config),
-      train_lib.step_options(config, schedule, 0), txs))
-  rates = {k: jnp.float32(v) for k, v in schedule.learning_rates(0).items()}
-  frozen = {'vgg': None, 'flownet': None}
-  seq = train_lib.empty_sequence_state(models, B, H, W)
-  state1, seq1, out1 = step(state, seq, _chunk(1), rates, frozen)
-  state2, seq2, out2 = step(state1, seq1, _chunk(2), rates, frozen)
-  return dict(models=models, step=step, rates=rates, frozen=frozen, states=(state, state1, state2),
-              seqs=(seq, seq1, seq2), outs=(out1, out2))
-
-
-def _bound_step(step_fn, config, seed):
-  """(models, schedule, fresh state, jitted step_fn bound to config's static pieces)."""
-  models = train_lib.build_models(config)
-  schedule = train_lib.schedule_from_config(config)
-  state = train_lib.create_train_state(models, schedule, jax.random.PRNGKey(seed), B, H, W)
-  step = jax.jit(functools.partial(
-      step_fn, models, losses_lib.loss_weights_from_config(config),
-      train_lib.step_options(config, schedule, 0), train_lib.make_optimizers(schedule,
-                                                                             state.params)))
-  return models, schedule, state, step
-
-
-@pytest.fixture(scope='module')
-def setup():
-  return _two_steps(tiny_config())
-
-
-def _changed(a, b):
-  return any(not np.array_equal(x, y) for x, y in zip(jax.tree_util.tree_leaves(a),
-                                                      jax.tree_util.tree_leaves(b)))
-
-
-def test_step_losses_finite_and_params_change(setup):
-  state0, state1, state2 = setup['states']
-  for out in setup['outs']:
-    scalars = out['scalars']
-    assert float(scalars['finite']) == 1.0
-    for key in ('g/gan', 'g/gan_feat', 'g/flow', 'g/warp', 'g/fake_warp', 'd/real', 'd/fake'):
-      assert np.isfinite(float(scalars[key])) and float(scalars[key]) > 0, key
-  assert int(state2.step) == 2
-  assert _changed(state0.params['g'], state1.params['g'])
-  assert _changed(state0.params['d'], state1.params['d'])
-
-
-def test_temporal_d_waits_for_history(setup):
-  """With n_frames_D=2 and 2 temporal scales a window needs 1 (scale 0) / 2 (scale 1) frames of
-  history beyond the first: chunk 1 (2 new frames) has a scale-0 window only; chunk 2 both."""
-  state0, state1, state2 = setup['states']
-  out1, out2 = setup['outs']
-  assert float(out1['scalars']['d_t0/real']) > 0
-  assert float(out1['scalars']['d_t1/real']) == 0.0
-  assert _changed(state0.params['d_t']['0'], state1.params['d_t']['0'])
-  assert not _changed(state0.params['d_t']['1'], state1.params['d_t']['1'])  # no window: no step
-  assert float(out2['scalars']['d_t1/real']) > 0
-  assert _changed(state1.params['d_t']['1'], state2.params['d_t']['1'])
-  seq1, seq2 = setup['seqs'][1:]
-  assert int(seq1.hist_count) == 2 and int(seq2.hist_count) == 2  # L = 2**1 * 1 = 2
-  assert not bool(seq1.first_chunk)
-
-
-def test_sequence_state_carries_generated_frames(setup):
-  seq1 = setup['seqs'][1]
-  out1 = setup['outs'][0]
-  np.testing.assert_allclose(seq1.last_fake, out1['images']['fake'][:, -1])
-  np.testing.assert_allclose(seq1.prev_frames[-1], out1['images']['fake'][:, -(TG - 1):])
-  np.testing.assert_allclose(seq1.hist_fake, out1['images']['fake'][:, -2:])
-  assert seq1.prev_frames[0].shape == (B, TG - 1, H, W, 3)
-
-
-def test_non_finite_input_skips_update(setup):
-  state = setup['states'][2]
-  bad = _chunk(3)
-  bad['image'][0, -1, 0, 0, 0] = np.nan
-  new_state, _, out = setup['step'](state, setup['seqs'][2], bad, setup['rates'], setup['frozen'])
-  assert float(out['scalars']['finite']) == 0.0
-  assert not _changed(state.params, new_state.params)
-
-
-def test_flow_warmup_step_trains_the_flow_alone():
-  """Flow terms only, from the real previous frames: D untouched, the flow loss falls."""
-  config = tiny_config()
-  _, schedule, state, step = _bound_step(train_lib.flow_warmup_step, config, 0)
-  rates = {k: jnp.float32(v) for k, v in schedule.learning_rates(0).items()}
-  chunk = _chunk(4, t=TG - 1 + 4)
-  chunk['flow_gt'][:] = 1.5  # one uniform motion: learnable within a few steps
-  first = None
-  new = state
-  for _ in range(8):
-    new, out = step(new, chunk, rates, {'vgg': None, 'flownet': None})
-    first = first or float(out['scalars']['g/flow'])
-  scalars = out['scalars']
-  assert set(k for k in scalars if k.startswith('g/')) == {'g/flow', 'g/warp', 'g/mask',
-                                                             'g/total'}
-  assert float(scalars['g/flow']) < 0.7 * first
-  assert _changed(state.params['g'], new.params['g'])
-  assert not _changed(state.params['d'], new.params['d'])
-  assert not _changed(state.params['d_t'], new.params['d_t'])
-  assert out['images']['flow'].shape == (B, 4, H, W, 2)
-
-
-def test_schedule_matches_original():
-  s = train_lib.Schedule(lr=2e-4, beta1=0.5, ttur=False, niter=10, niter_decay=10, niter_step=5,
-                         n_frames_total=6, max_frames_per_gpu=2, max_frames_backpropagate=4,
-                         niter_fix_global=3)
-  assert [s.lr_factor(e) for e in (0, 9, 10, 11, 19)] == [1.0, 1.0, 1.0, 0.9, pytest.approx(0.1)]
-  assert s.learning_rates(15) == {'g': pytest.approx(1e-4), 'd': pytest.approx(1e-4),
-                                  'd_t': pytest.approx(1e-4)}
-  compat = s.__class__(**{**s.__dict__, 'decay_only_g_and_d': True, 'ttur': True})
-  assert compat.learning_rates(15) == {'g': pytest.approx(5e-5), 'd': pytest.approx(2e-4),
-                                       'd_t': pytest.approx(2e-4)}
-  assert [s.n_frames_total_at(e) for e in (0, 4, 5, 10)] == [6, 6, 12, 24]
-  capped = s.__class__(**{**s.__dict__, 'n_frames_cap': 10})
-  assert capped.n_frames_total_at(10) == 10
-  assert [s.frames_backpropagate(e) for e in (0, 5, 10)] == [1, 2, 2]
-  assert [s.train_coarse(e) for e in (2, 3)] == [False, True]
-
-
-def test_flow_head_lr_scale_scales_only_flow_head_updates():
-  s = train_lib.Schedule(lr=1e-3, beta1=0.5, ttur=False, niter=1, niter_decay=0, niter_step=5,
-                         n_frames_total=6, max_frames_per_gpu=2, max_frames_backpropagate=1,
-                         niter_fix_global=0)
-  params = {'g': {'scale0': {'flow_head': {'kernel': jnp.ones((3,))},
-                             'weight_head': {'kernel': jnp.ones((3,))}}},
-            'd': {'w': jnp.ones((2,))}, 'd_t': {}}
-  grads = jax.tree_util.tree_map(jnp.ones_like, params['g'])
-  updates = {}
-  for scale in (1.0, 0.05):
-    tx = train_lib.make_optimizers(s.__class__(**{**s.__dict__, 'flow_head_lr_scale': scale}),
-                                   params)['g']
-    state = tx.init(params['g'])
-    state.hyperparams['learning_rate'] = jnp.float32(1e-3)  # as _apply_gradients sets it
-    updates[scale] = tx.update(grads, state, params['g'])[0]['scale0']
-  np.testing.assert_allclose(updates[1.0]['flow_head']['kernel'], -1e-3, rtol=1e-4)
-  np.testing.assert_allclose(updates[0.05]['flow_head']['kernel'], -5e-5, rtol=1e-4)
-  np.testing.assert_allclose(updates[0.05]['weight_head']['kernel'], -1e-3, rtol=1e-4)
-
-
-def test_flow_head_init_zeros_gives_identity_warps():
-  config = demo.get_config()
-  config.train.flow_head_init = 'zeros'
-  models = train_lib.build_models(config)
-  params = train_lib.init_params(models, jax.random.key(0), 1, 32, 64)['g']
-  heads = [v for k, v in flax.traverse_util.flatten_dict(params).items() if 'flow_head' in k]
-  others = [v for k, v in flax.traverse_util.flatten_dict(params).items()
-            if 'weight_head' in k and k[-1] == 'kernel']
-  assert heads and all(float(jnp.abs(v).max()) == 0.0 for v in heads)
-  assert others and all(float(jnp.abs(v).max()) > 0.0 for v in others)
-
-
-def test_planned_steps_counts_clips_and_chunks():
-  s = train_lib.Schedule(lr=2e-4, beta1=0.5, ttur=False, niter=2, niter_decay=1, niter_step=1,
-                         n_frames_total=4, max_frames_per_gpu=2, max_frames_backpropagate=1,
-                         niter_fix_global=0)
-
-  class FakeDataset:
-    def __init__(self, n_total):
-      self.clip_length = min(n_total, 10) + 2  # n_frames_G - 1 = 2 context frames
-      self.steps_per_epoch = 3
-
-  # Epochs of 4, 8 and 16 (capped at 10) new frames: 2, 4 and 5 steps per clip, 3 clips each.
-  assert train_lib.planned_steps(s, FakeDataset, n_frames_G=3) == 3 * (2 + 4 + 5)
-  assert train_lib.planned_steps(s, FakeDataset, n_frames_G=3, target='first_frame') == 9
-
-
-def test_compose_flows_and_chunking():
-  flows = np.zeros((1, 2, 4, 6, 2), np.float32)
-  flows[:, 0, ..., 0] = 1.0
-  flows[:, 1, ..., 1] = -1.0
-  np.testing.assert_allclose(train_lib._compose_flows(jnp.asarray(flows))[0, 2, 2], [1.0, -1.0])
-  batch = {'cond': np.arange(9)[None, :, None, None, None], 'image': np.zeros((1, 9, 1, 1, 3))}
-  chunks = train_lib.chunks_of(batch, n_frames_G=3, frames_per_step=3)
-  assert [c['cond'][0, :, 0, 0, 0].tolist() for c in chunks] == [[0, 1, 2, 3, 4], [3, 4, 5, 6, 7]]
-  with pytest.raises(ValueError, match='too short'):
-    train_lib.chunks_of(batch, n_frames_G=3, frames_per_step=8)
-
-
-def test_first_frame_target_trains_single_image_generator():
-  config = tiny_config()
-  config.train.target = 'first_frame'
-  f = config.first_frame
-  f.net, f.ngf, f.n_downsample, f.n_blocks = 'global', 8, 2, 1
-  models, schedule, state, step = _bound_step(train_lib.first_frame_step, config, 1)
-  assert models.temporal_d is None and models.first_frame_channels == 35
-  chunk = _chunk(4)
-  rates = {k: jnp.float32(v) for k, v in schedule.learning_rates(0).items()}
-  new_state, out = step(state, {'cond': chunk['cond'], 'image': chunk['image']}, rates,
-                        {'vgg': None})
-  scalars = out['scalars']
-  assert float(scalars['finite']) == 1.0 and float(scalars['g/gan']) > 0
-  assert 'g/flow' not in scalars
-  assert out['images']['fake'].shape == chunk['image'].shape
-  assert _changed(state.params['g'], new_state.params['g'])
 
 
 def test_init_from_grows_a_model_coarse_to_fine(tmp_path):
   """A 1-scale model's weights seed scale 0 of a 2-scale model; the new scale stays random."""
   from vid2vid_jax import checkpoint
   small = tiny_config()
-  models = train_lib.build_models(small)
-  params = train_lib.init_params(models, jax.random.PRNGKey(3), B, H, W)
+  models = train_state.build_models(small)
+  params = train_state.init_params(models, jax.random.PRNGKey(3), B, H, W)
   checkpoint.save_variables(tmp_path / 'imported', {
       'generator': {'params': params['g']}, 'discriminator': {'params': params['d']['image']},
       'temporal_discriminator_0': {'params': params['d_t']['0']}}, small)
 
   big = tiny_config()
   big.model.generator.n_scales_spatial = 2
-  big_models = train_lib.build_models(big)
-  fresh = train_lib.init_params(big_models, jax.random.PRNGKey(4), B, 2 * H, 2 * W)
-  grown = train_lib._init_from(fresh, str(tmp_path / 'imported'))
+  big_models = train_state.build_models(big)
+  fresh = train_state.init_params(big_models, jax.random.PRNGKey(4), B, 2 * H, 2 * W)
+  grown = train_lib.init_from(fresh, str(tmp_path / 'imported'))
   chex_equal = lambda a, b: all(np.array_equal(x, y) for x, y in zip(
       jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
   assert chex_equal(grown['g']['scale0'], params['g']['scale0'])
@@ -263,153 +46,4 @@ def test_init_from_grows_a_model_coarse_to_fine(tmp_path):
   checkpoint.save_variables(tmp_path / 'unrelated',
                             {'generator': {'params': {'other': np.zeros((3, 3), np.float32)}}})
   with pytest.raises(ValueError, match='no parameter matches'):
-    train_lib._init_from(fresh, str(tmp_path / 'unrelated'))
-
-
-@pytest.mark.slow
-def test_step_with_flownet2_reference_flows():
-  """flow.source='flownet2': reference flows and confidences come from FlowNet2 on device."""
-  from flow import weights as flow_weights
-  config = tiny_config()
-  config.flow.source = 'flownet2'
-  models = train_lib.build_models(config)
-  schedule = train_lib.schedule_from_config(config)
-  height = width = 64  # FlowNet2 works on multiples of 64
-  state = train_lib.create_train_state(models, schedule, jax.random.PRNGKey(0), B, height, width)
-  step = jax.jit(functools.partial(
-      train_lib.train_step, models, losses_lib.loss_weights_from_config(config),
-      train_lib.step_options(config, schedule, 0), train_lib.make_optimizers(schedule,
-                                                                             state.params)))
-  rng = np.random.default_rng(0)
-  t = TG - 1 + N
-  base = rng.uniform(-1, 1, (B, 1, height + 8, width + 8, 3)).astype(np.float32)
-  image = np.concatenate([base[:, :, i:i + height, 2:2 + width] for i in range(t)], axis=1)
-  cond = np.zeros((B, t, height, width, 36), np.float32)
-  cond[..., 7] = 1.0
-  rates = {k: jnp.float32(v) for k, v in schedule.learning_rates(0).items()}
-  frozen = {'vgg': None, 'flownet': flow_weights.random_variables(0), 'first_frame': None}
-  _, _, out = step(state, train_lib.empty_sequence_state(models, B, height, width),
-                   {'cond': cond, 'image': image}, rates, frozen)
-  assert float(out['scalars']['finite']) == 1.0
-  flow_ref = np.asarray(out['images']['flow_ref'])
-  assert flow_ref.shape == (B, N, height, width, 2) and np.abs(flow_ref).max() > 0
-
-
-def test_niter_fix_global_trains_only_the_finest_scale():
-  """Before niter_fix_global epochs a 2-scale generator updates only its finest scale (spec 4.5),
-  while the coarse scale still runs; the 2-scale image D pools the fakes, so G's gradient flows
-  through the discriminator pyramid."""
-  config = tiny_config()
-  config.model.generator.n_scales_spatial = 2
-  config.model.generator.n_blocks_local = 1
-  config.model.discriminator.num_D = 2
-  config.model.discriminator.n_scales_temporal = 0
-  config.train.niter, config.train.niter_fix_global = 4, 2
-  models = train_lib.build_models(config)
-  schedule = train_lib.schedule_from_config(config)
-  options = train_lib.step_options(config, schedule, 0)
-  assert not options.train_coarse and train_lib.step_options(config, schedule, 2).train_coarse
-  state = train_lib.create_train_state(models, schedule, jax.random.PRNGKey(0), B, 2 * H, 2 * W)
-  before = jax.tree_util.tree_map(np.asarray, state.params)
-  txs = train_lib.make_optimizers(schedule, state.params)
-  step = jax.jit(functools.partial(train_lib.train_step, models,
-                                   losses_lib.loss_weights_from_config(config), options, txs))
-  chunk = {k: np.repeat(np.repeat(v, 2, axis=2), 2, axis=3) for k, v in _chunk(5).items()}
-  rates = {k: jnp.float32(v) for k, v in schedule.learning_rates(0).items()}
-  seq = train_lib.empty_sequence_state(models, B, 2 * H, 2 * W)
-  state, _, out = step(state, seq, chunk, rates, {'vgg': None, 'flownet': None})
-  assert bool(out['scalars']['finite'])
-  assert not _changed(before['g']['scale0'], state.params['g']['scale0'])
-  assert _changed(before['g']['scale1'], state.params['g']['scale1'])
-  assert _changed(before['d'], state.params['d'])
-
-
-def _original_sparse_groups(n_frames_D, n_scales_temporal, n_new, n_chunks):
-  """The original's sparse_D buffers (spec 2.4) replayed on frame ids: per chunk and scale, the
-  list of windows (tuples of clip frame indices, oldest first)."""
-  td = n_frames_D
-  buffers = [[] for _ in range(n_scales_temporal)]
-  per_chunk = []
-  for c in range(n_chunks):
-    start = c * n_new
-    frames = list(range(start, start + n_new))
-    groups = []
-    for s in range(n_scales_temporal):
-      buf = buffers[s]
-      if buf and len(buf) % td == 0:
-        buf = buf[-(td - 1):]
-      stride = td**s
-      first = 0 if start == 0 else stride - ((start - 1) % stride + 1)
-      if first < n_new:
-        buf = buf + frames[first::stride]
-      windows = []
-      if len(buf) >= td:
-        buf = buf[len(buf) % td:]
-        windows = [tuple(buf[k:k + td]) for k in range(0, len(buf), td)]
-      buffers[s] = buf
-      groups.append(windows)
-    per_chunk.append(groups)
-  return per_chunk
-
-
-@pytest.mark.parametrize('n_frames_D,n_scales_temporal,n_new', [
-    (3, 1, 1), (3, 2, 1), (3, 3, 1), (3, 2, 4), (2, 3, 3), (3, 3, 5), (4, 2, 2)])
-def test_sparse_windows_follow_the_original_buffers(n_frames_D, n_scales_temporal, n_new):
-  models = train_lib.Models(
-      generator=None, image_d=None, temporal_d=None, face_d=None, cond_channels=0,
-      n_frames_G=TG, n_scales=1, n_frames_D=n_frames_D, n_scales_temporal=n_scales_temporal,
-      label_nc=0, fg_labels=(), first_frame_mode='real', face_crop_size=0,
-      openpose_only=False, no_flow=False, dtype=jnp.float32, sparse_D=True)
-  hist = n_frames_D**(n_scales_temporal - 1) * (n_frames_D - 1)
-  n_chunks = 3 * hist // n_new + 4
-  expected = _original_sparse_groups(n_frames_D, n_scales_temporal, n_new, n_chunks)
-  for c in range(n_chunks):
-    done = c * n_new
-    # Each buffer entry holds its clip frame index (-1 before the clip starts).
-    ids = np.arange(done - hist, done + n_new, dtype=np.float32)
-    ids[ids < 0] = -1
-    seq = jnp.asarray(ids)[None, :, None, None, None]
-    for s in range(n_scales_temporal):
-      windows = train_lib._sparse_temporal_windows(models, seq, seq + 1000, seq + 2000,
-                                                   jnp.int32(done), n_new, s)
-      got = []
-      for real, fake, flows, valid in windows:
-        if bool(valid):
-          frame_ids = tuple(int(v) for v in np.asarray(real).ravel())
-          assert min(frame_ids) >= 0
-          np.testing.assert_array_equal(np.asarray(fake).ravel(), np.asarray(real).ravel() + 1000)
-          # The flows of window frames 1.. (each frame's own scale-0 flow), not the first's.
-          np.testing.assert_array_equal(np.asarray(flows).ravel(),
-                                        np.asarray(real).ravel()[1:] + 2000)
-          got.append(frame_ids)
-      assert sorted(got) == sorted(expected[c][s]), (c, s, got, expected[c][s])
-
-
-def test_sparse_d_training_steps():
-  config = tiny_config()
-  config.model.discriminator.sparse_D = True
-  run = _two_steps(config)
-  assert run['models'].sparse_D
-  state0, state1, state2 = run['states']
-  out1, out2 = run['outs']
-  seq1, seq2 = run['seqs'][1:]
-  # tD = 2, 2 frames per chunk: chunk 1 has the scale-0 window (0, 1) and no scale-1 window
-  # (frame 0 only); chunk 2 has (2, 3) and the scale-1 window (0, 2).
-  assert float(out1['scalars']['finite']) == 1.0 and float(out2['scalars']['finite']) == 1.0
-  assert float(out1['scalars']['d_t0/real']) > 0 and float(out1['scalars']['d_t1/real']) == 0
-  assert not _changed(state0.params['d_t']['1'], state1.params['d_t']['1'])
-  assert float(out2['scalars']['d_t1/real']) > 0
-  assert _changed(state1.params['d_t']['1'], state2.params['d_t']['1'])
-  assert int(seq1.frames_done) == N and int(seq2.frames_done) == 2 * N
-
-
-def test_flownet_scales_reach_the_reference_flow():
-  """config.flow.rgb_max / div_flow are what the 'flownet2' flow function is called with."""
-  config = demo.get_config()
-  config.flow.source, config.flow.rgb_max, config.flow.div_flow = 'flownet2', 255.0, 10.0
-  options = train_lib.step_options(config, train_lib.schedule_from_config(config), 0)
-  assert (options.flownet_rgb_max, options.flownet_div_flow) == (255.0, 10.0)
-  models = train_lib.build_models(config)
-  chunk = {'cond': np.zeros((1, 4, 8, 8, 2)), 'image': np.zeros((1, 4, 8, 8, 3))}
-  _, flow_fn = train_lib._check_chunk(models, options, chunk, {'flownet': {'params': {}}}, None)
-  assert flow_fn.keywords == {'rgb_max': 255.0, 'div_flow': 10.0}
+    train_lib.init_from(fresh, str(tmp_path / 'unrelated'))

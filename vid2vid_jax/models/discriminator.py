@@ -5,8 +5,7 @@ reference/vid2vid_spec.md section 2. The image D, the face D and every temporal 
   * image D: concat(label map incl. edge channel, image) -> in_c (+1) + output_nc channels;
   * face D: the same on a square crop around the face (``face_crop``), num_D = max(1, num_D - 2);
   * temporal D at temporal scale s: n_frames_D frames taken every n_frames_D**s frames, plus the
-    n_frames_D - 1 reference flows between them divided by 20 (``temporal_groups``,
-    ``temporal_d_input``).
+    n_frames_D - 1 reference flows between them divided by 20 (`vid2vid_jax.temporal`).
 """
 
 from collections.abc import Sequence
@@ -21,7 +20,6 @@ from vid2vid_jax.models import layers
 Dtype = Any
 MAX_NDF = 64  # MultiscaleDiscriminator caps each sub-D's ndf at 64 (spec 2.2).
 MAX_FEATURES = 512  # NLayerDiscriminator caps widths at 512 (spec 2.1).
-FLOW_DIVISOR = 20.0  # temporal-D inputs carry flow / 20 (spec 2.3).
 
 
 class NLayerDiscriminator(nn.Module):
@@ -93,73 +91,6 @@ class MultiscaleDiscriminator(nn.Module):
       outputs.append(NLayerDiscriminator(min(MAX_NDF, self.ndf * 2**k), self.n_layers,
                                          self.norm, self.dtype, name=f'd{k}')(x))
     return outputs
-
-
-# ---------------------------------------------------------------- temporal discriminator inputs
-
-
-def temporal_history_length(n_frames_D: int, n_scales_temporal: int) -> int:
-  """Frames of history kept between chunks for the temporal Ds: tD**(S-1) * (tD-1) (spec 2.4)."""
-  return n_frames_D ** (n_scales_temporal - 1) * (n_frames_D - 1)
-
-
-def temporal_groups(seq_all: jax.Array, n_new: int, n_frames_D: int, scale: int,
-                    drop_first: bool = False) -> jax.Array | None:
-  """Frame windows of temporal scale ``scale``, as the original's get_skipped_frames (spec 2.4).
-
-  Windows hold n_frames_D frames spaced by n_frames_D**scale; the first ends at the newest frame,
-  each next one ends n_frames_D frames earlier, for as many as fit in min(T_all - span, n_new)
-  end positions (span = n_frames_D**scale * (n_frames_D - 1)).
-
-  Args:
-    seq_all: [B, T_all, ...] history (older chunks) followed by the n_new frames of this chunk.
-    n_new: frames generated in this chunk.
-    n_frames_D: frames per window (tD).
-    scale: temporal scale s >= 0.
-    drop_first: drop the first element of every window (for the stored scale-0 flows, whose
-      first flow points outside the window: pass the flows aligned with their frames).
-
-  Returns:
-    [n_groups * B, tD (or tD - 1 with drop_first), ...] windows concatenated group-major along
-    the batch axis (newest window first), or None when no window fits (that D_T is skipped).
-  """
-  if seq_all.ndim < 2:
-    raise ValueError(f'temporal_groups expects [B, T, ...]; got {seq_all.shape}')
-  stride = n_frames_D**scale
-  span = stride * (n_frames_D - 1)
-  total = seq_all.shape[1]
-  n_groups = min(total - span, n_new)
-  if n_groups <= 0:
-    return None
-  groups = []
-  for t in range(0, n_groups, n_frames_D):
-    end = total - 1 - t
-    window = seq_all[:, end - span:end + 1:stride]
-    groups.append(window[:, 1:] if drop_first else window)
-  return jnp.concatenate(groups, axis=0)
-
-
-def temporal_d_input(frames: jax.Array, flows: jax.Array) -> jax.Array:
-  """Input of a temporal D: the window's frames and its reference flows / 20 (spec 2.3).
-
-  Args:
-    frames: [N, tD, H, W, C] images in [-1, 1], oldest first.
-    flows: [N, tD-1, H, W, 2] reference (FlowNet2) flows in pixels between consecutive frames of
-      the window (the same real flows for the real and the fake stack, spec 8.5).
-
-  Returns:
-    [N, H, W, tD*C + 2*(tD-1)]: frames stacked frame-major, then the flows / 20.
-  """
-  if frames.ndim != 5 or flows.ndim != 5 or flows.shape[1] != frames.shape[1] - 1:
-    raise ValueError(f'temporal_d_input expects frames [N, tD, H, W, C] and flows '
-                     f'[N, tD-1, H, W, 2]; got {frames.shape} and {flows.shape}')
-
-  def stack(x):
-    n, t, h, w, c = x.shape
-    return jnp.moveaxis(x, 1, 3).reshape(n, h, w, t * c)
-
-  return jnp.concatenate(
-      [stack(frames), stack(flows.astype(frames.dtype) / FLOW_DIVISOR)], axis=-1)
 
 
 # ---------------------------------------------------------------- face discriminator crop

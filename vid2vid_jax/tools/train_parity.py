@@ -1,4 +1,4 @@
-"""Training parity: our `train_lib.train_step` against one recorded iteration of the original.
+"""Training parity: our `steps.train_step` against one recorded iteration of the original.
 
 Usage: python -m vid2vid_jax.tools.train_parity DIR [--rtol 1e-4] [--update_rtol 1e-3]
          [--diverged_rtol 5e-2] [--cases a,b] [--only_failures]
@@ -77,9 +77,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from vid2vid_jax import checkpoint
 from vid2vid_jax import import_torch
 from vid2vid_jax import losses as losses_lib
-from vid2vid_jax import train_lib
+from vid2vid_jax import schedule as schedule_lib
+from vid2vid_jax import steps
+from vid2vid_jax import train_state
 from vid2vid_jax import vgg as vgg_lib
 
 DEFAULT_RTOL = 1e-4
@@ -192,7 +195,7 @@ def parity_config(case_dir: pathlib.Path) -> tuple[Any, dict[str, Any]]:
 def _train_params(variables: Mapping[str, Any]) -> dict[str, Any]:
   """Imported variables -> train_lib's params layout {'g', 'd': {'image'[, 'face']}, 'd_t'}."""
   return jax.tree_util.tree_map(
-      jnp.asarray, train_lib._params_from_import(variables))  # pylint: disable=protected-access
+      jnp.asarray, checkpoint.train_params_from_imported(variables))
 
 
 def _network(params: Mapping[str, Any], tag: str) -> Any:
@@ -375,29 +378,30 @@ def simulate(case: Case) -> list[PassResult]:
   """Runs every recorded pass of ``case`` through our jitted `train_step`, carrying the
   TrainState and SequenceState from pass to pass."""
   config = case.config
-  models = train_lib.build_models(config)
+  models = train_state.build_models(config)
   weights = losses_lib.loss_weights_from_config(config)
-  schedule = train_lib.schedule_from_config(config)
-  options = train_lib.step_options(config, schedule, 0)
+  schedule = schedule_lib.schedule_from_config(config)
+  context = models.generator.n_frames - 1
+  options = steps.step_options(config, schedule, 0, _chunk(case, 0)['image'].shape[1] - context)
   params = _train_params(case.variables)
   frames = _clip_frames(case.inputs)
   _, height, width, _ = frames.shape
-  expected = jax.eval_shape(functools.partial(train_lib.init_params, models, batch=1,
+  expected = jax.eval_shape(functools.partial(train_state.init_params, models, batch=1,
                                               height=height, width=width), jax.random.key(0))
   if jax.tree_util.tree_structure(expected) != jax.tree_util.tree_structure(params):
     raise ValueError('the imported networks do not form the params tree of the config')
-  txs = train_lib.make_optimizers(schedule, params)
-  state = train_lib.TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                               opt_state={k: txs[k].init(_group(params, k)) for k in txs})
+  txs = train_state.make_optimizers(schedule, params)
+  state = train_state.TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                               opt_state={k: txs[k].init(train_state.group_params(params, k)) for k in txs})
   frozen = {'vgg': None, 'flownet': None, 'first_frame': None}
   if weights.use_vgg:
     frozen['vgg'] = jax.tree_util.tree_map(jnp.asarray,
                                            vgg_lib.load_vgg19_weights(config.loss.vgg_weights))
   step_fn = jax.jit(functools.partial(
-      train_lib.train_step, models, weights, options, txs,
+      steps.train_step, models, weights, options, txs,
       flow_fn=lookup_flow_fn(frames, _flow_tables(case.inputs))))
   rates = {k: jnp.float32(v) for k, v in schedule.learning_rates(0).items()}
-  seq = train_lib.empty_sequence_state(models, 1, height, width)
+  seq = train_state.empty_sequence_state(models, 1, height, width)
   b1 = {k: float(state.opt_state[k].hyperparams['b1']) for k in txs}
   results = []
   for k in range(case.n_steps):
@@ -416,15 +420,10 @@ def simulate(case: Case) -> list[PassResult]:
                                        optax.tree_utils.tree_get(state.opt_state[g], 'mu'))
              for g in txs if first_step[g]}
     results.append(PassResult(
-        cond=chunk['cond'][:, models.n_frames_G - 1:], prev_frames=prev,
+        cond=chunk['cond'][:, context:], prev_frames=prev,
         scalars=jax.device_get(metrics['scalars']), images=jax.device_get(metrics['images']),
         before=before, after=jax.device_get(state.params), first_step=first_step, grads=grads))
   return results
-
-
-def _group(params: Mapping[str, Any], group: str) -> Any:
-  """The params of optimizer group 'g', 'd' or 'd_t{s}'."""
-  return params['d_t'][group[3:]] if group.startswith('d_t') else params[group]
 
 
 def _tag_group(tag: str) -> str:
@@ -474,7 +473,7 @@ def compare(case: Case, passes: Sequence[PassResult], rtol: float = DEFAULT_RTOL
   names = import_torch.parameter_names(config)
   pre_norm = _pre_norm_biases(case.path, sorted(names))
   n_temporal = config.model.discriminator.n_scales_temporal
-  rates = train_lib.schedule_from_config(config).learning_rates(0)
+  rates = schedule_lib.schedule_from_config(config).learning_rates(0)
   rows = []
   diverged = None  # the first pass whose updates held sign-step differences
   stepped = set()  # optimizer groups updated before the current pass
@@ -539,8 +538,8 @@ def compare(case: Case, passes: Sequence[PassResult], rtol: float = DEFAULT_RTOL
 
 
 def _updated(res: PassResult, group: str) -> bool:
-  before = jax.tree_util.tree_leaves(_group(res.before, group))
-  after = jax.tree_util.tree_leaves(_group(res.after, group))
+  before = jax.tree_util.tree_leaves(train_state.group_params(res.before, group))
+  after = jax.tree_util.tree_leaves(train_state.group_params(res.after, group))
   return any(not np.array_equal(a, b) for a, b in zip(before, after))
 
 

@@ -1,4 +1,4 @@
-"""Discriminators: spec shapes, temporal windows, face crop, gradients, bfloat16."""
+"""Discriminators: layer shapes, face crop, gradients, bfloat16."""
 
 import functools
 
@@ -26,26 +26,6 @@ def test_multiscale_order_widths_and_cap():
   assert [variables[f'd{k}']['conv0']['kernel'].shape[-1] for k in range(3)] == [32, 64, 64]
   outs = jax.eval_shape(model.apply, {'params': variables}, x)
   assert [o[-1].shape for o in outs] == [(2, 11, 15, 1), (2, 7, 9, 1), (2, 5, 6, 1)]
-
-
-def test_temporal_groups_match_get_skipped_frames():
-  seq = jnp.arange(10)[None, :, None]  # frame index as value, [1, 10, 1]
-  g0 = disc_lib.temporal_groups(seq, n_new=4, n_frames_D=3, scale=0)
-  np.testing.assert_array_equal(g0[..., 0], [[7, 8, 9], [4, 5, 6]])
-  g1 = disc_lib.temporal_groups(seq, n_new=4, n_frames_D=3, scale=1)
-  np.testing.assert_array_equal(g1[..., 0], [[3, 6, 9], [0, 3, 6]])
-  flows = disc_lib.temporal_groups(seq, n_new=4, n_frames_D=3, scale=0, drop_first=True)
-  np.testing.assert_array_equal(flows[..., 0], [[8, 9], [5, 6]])
-  assert disc_lib.temporal_groups(seq[:, :6], n_new=1, n_frames_D=3, scale=2) is None
-  assert disc_lib.temporal_history_length(3, 2) == 6
-
-
-def test_temporal_d_input_layout():
-  frames = jnp.arange(3)[None, :, None, None, None] * jnp.ones((2, 3, 4, 5, 3))
-  flows = 20.0 * jnp.ones((2, 2, 4, 5, 2))
-  x = disc_lib.temporal_d_input(frames, flows)
-  assert x.shape == (2, 4, 5, 13)
-  np.testing.assert_array_equal(x[0, 0, 0], [0, 0, 0, 1, 1, 1, 2, 2, 2, 1, 1, 1, 1])
 
 
 def test_face_crop_centre_and_clamp():
