@@ -147,6 +147,8 @@ def get_config() -> ml_collections.ConfigDict:
   compat.lsgan_always = False  # True: ignore gan_mode, always LSGAN (spec 8.2).
   compat.decay_only_g_and_d = False  # True: temporal-D lr never decays (spec 8.9).
   compat.frozen_global_after_fix = False  # True: coarse scales never update (spec 8.10).
+  compat.pose_jitter_missing_points = False  # True: remove_face_labels' jitter (with random drops)
+  #   also moves undetected OpenPose points, which then draw spurious lines (docs/conditioning.md).
 
   # ---------------------------------------------------------------- flow
   flow = config.flow = ml_collections.ConfigDict()

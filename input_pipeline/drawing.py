@@ -1,102 +1,112 @@
-"""Curve fitting and thick-pixel edge drawing for face edges and OpenPose renderings (spec 6.4/6.5).
+"""Curve fitting and pixel stamping for face edges and OpenPose renderings, as the original.
 
-Curves: a sub-edge of 2 points is a line, of 3 points an exact parabola through them (rejected if
-its quadratic coefficient exceeds 1 in magnitude); when the points spread more in y than in x the
-roles of x and y swap. The curve is sampled at ``int(x_end - x_start)`` evenly spaced x positions
-(none if that is 0) and truncated to integers.
+Curves: a sub-edge of 2 points is a least-squares line, of 3 points a least-squares parabola
+(scipy's ``curve_fit``, the original's fitter, so that values at integer boundaries truncate the
+same way); a parabola whose quadratic coefficient exceeds 1 in magnitude is skipped. When the
+points spread more in y than in x, x and y swap roles. The curve is sampled at
+``int(x_end - x_start)`` evenly spaced x positions from x_start to x_end (none if that is 0, so
+the spacing is a bit over 1 px) and both coordinates are truncated to integers.
 
-Edges: every curve point paints the square of offsets ``-bw..bw-1`` in x and y (bw=1: a 2x2
-footprint shifted up-left); end points optionally get discs of offsets ``-2bw..2bw-1`` with
-``i^2 + j^2 < (2bw)^2``. Colour: ``set`` overwrites; ``average`` averages with an already painted
-(non-black) pixel, as the original's setColor does for OpenPose limbs.
+Stamping: for every offset (i, j) in ``range(-bw, bw)`` squared (asymmetric: a 2x2 block at
+-1..0 for bw = 1), the whole curve shifted by (j, i), clipped to the canvas, is painted at once;
+optional end-point discs use the offsets in ``range(-2bw, 2bw)`` with ``i^2 + j^2 < 4 bw^2``.
+A grey canvas takes the first channel of the colour. On an RGB canvas a stamp whose pixels are
+all black is painted with the colour; otherwise every pixel of the stamp, black ones included,
+becomes ``(old + colour) / 2`` truncated to uint8 (the original's ``setColor``). So most curves
+get a half-bright fringe, and where curves cross the result depends on the drawing order.
 """
 
 from typing import Optional, Sequence
 
 import numpy as np
+from scipy import optimize
 
 
-def interp_points(xs: np.ndarray, ys: np.ndarray) -> Optional[tuple[np.ndarray, np.ndarray]]:
-  """Samples the curve through 2 or 3 points; None if rejected or empty.
+def _line(x, a, b):
+  return a * x + b
+
+
+def _parabola(x, a, b, c):
+  return a * x**2 + b * x + c
+
+
+def interp_points(xs, ys) -> Optional[tuple[np.ndarray, np.ndarray]]:
+  """Samples the curve through 2 or 3 points.
 
   Args:
-    xs, ys: [N] float, N in {2, 3}.
+    xs, ys: [N] pixel coordinates, N in {2, 3}.
 
   Returns:
-    (curve_x, curve_y) int64 arrays, or None.
+    (curve_x, curve_y) [M] int64 with M >= 0, or None for a skipped parabola (or a fit that
+    failed, where the original raises).
   """
   xs = np.asarray(xs, np.float64)
   ys = np.asarray(ys, np.float64)
+  if xs.shape != ys.shape or xs.ndim != 1 or not 2 <= len(xs) <= 3:
+    raise ValueError(f'interp_points expects 2 or 3 points; got x {xs.shape}, y {ys.shape}')
   if np.abs(np.diff(xs)).max() < np.abs(np.diff(ys)).max():
     swapped = interp_points(ys, xs)
     return None if swapped is None else (swapped[1], swapped[0])
-  if len(xs) >= 3:
-    # Exact parabola through the 3 points (what a least-squares fit of a*x^2+b*x+c gives).
-    try:
-      coeffs = np.linalg.solve(np.vander(xs, 3), ys)
-    except np.linalg.LinAlgError:
-      return None
-    if abs(coeffs[0]) > 1:
-      return None
-  else:
-    if xs[0] == xs[-1]:
-      return None
-    slope = (ys[-1] - ys[0]) / (xs[-1] - xs[0])
-    coeffs = np.array([0.0, slope, ys[0] - slope * xs[0]])
+  if len(xs) == 2 and xs[0] == xs[1]:  # one point twice: no samples whatever the fit
+    return np.zeros(0, np.int64), np.zeros(0, np.int64)
+  curve_fn = _line if len(xs) < 3 else _parabola
+  try:
+    # absolute_sigma: an exact fit has no residual to scale the covariance by, and scipy warns
+    # about that otherwise (a global warnings filter would not be thread-safe in tf.data).
+    coeffs, _ = optimize.curve_fit(curve_fn, xs, ys, absolute_sigma=True)
+  except (RuntimeError, ValueError):
+    return None
+  if curve_fn is _parabola and abs(coeffs[0]) > 1:
+    return None
   if xs[0] > xs[-1]:
     xs = xs[::-1]
-  count = int(xs[-1] - xs[0])
-  if count <= 0:
-    return None
-  curve_x = np.linspace(xs[0], xs[-1], count)
-  curve_y = np.polyval(coeffs, curve_x)
+  # The original passes a float count to linspace, which numpy < 1.18 truncated with int().
+  curve_x = np.linspace(xs[0], xs[-1], int(xs[-1] - xs[0]))
+  curve_y = curve_fn(curve_x, *coeffs)
   return curve_x.astype(np.int64), curve_y.astype(np.int64)
 
 
-def _footprint(bw: int, end_disc: bool) -> np.ndarray:
-  if end_disc:
-    r = 2 * bw
-    i, j = np.mgrid[-r:r, -r:r]
-    keep = i ** 2 + j ** 2 < r ** 2
-    return np.stack([i[keep], j[keep]], -1)
-  i, j = np.mgrid[-bw:bw, -bw:bw]
-  return np.stack([i.ravel(), j.ravel()], -1)
+def _paint(canvas: np.ndarray, yy: np.ndarray, xx: np.ndarray, colour: np.ndarray) -> None:
+  if canvas.ndim == 2:
+    canvas[yy, xx] = colour[0]
+  elif not canvas[yy, xx].any():
+    canvas[yy, xx] = colour
+  else:
+    canvas[yy, xx] = ((canvas[yy, xx].astype(np.float64) + colour) / 2).astype(np.uint8)
 
 
-def draw_edge(canvas: np.ndarray, curve_x: np.ndarray, curve_y: np.ndarray, *, bw: int = 1,
-              colour=255, draw_end_points: bool = False, mode: str = 'set') -> None:
-  """Paints a sampled curve into ``canvas`` in place.
+def draw_edge(canvas: np.ndarray, curve_x: Optional[np.ndarray], curve_y: Optional[np.ndarray],
+              *, bw: int = 1, colour: Sequence[int] = (255, 255, 255),
+              draw_end_points: bool = False) -> None:
+  """Stamps a sampled curve into ``canvas`` in place (see the module docstring).
 
   Args:
     canvas: [H, W] or [H, W, 3] uint8.
-    curve_x, curve_y: [N] int pixel coordinates.
-    bw: half width (see the module docstring).
-    colour: scalar or RGB triple.
+    curve_x, curve_y: [N] int pixel coordinates (from ``interp_points``); None or empty draws
+      nothing.
+    bw: stamp half width in pixels.
+    colour: RGB triple (a grey canvas uses its first value).
     draw_end_points: add discs at the first and last points.
-    mode: 'set' or 'average'.
   """
-  if len(curve_x) == 0:
+  if curve_x is None or not len(curve_x):
     return
+  if canvas.ndim not in (2, 3):
+    raise ValueError(f'draw_edge expects an [H, W] or [H, W, 3] canvas; got {canvas.shape}')
   h, w = canvas.shape[:2]
-  pts = [np.stack([curve_y, curve_x], -1)[:, None, :] + _footprint(bw, False)[None]]
-  if draw_end_points:
-    ends = np.array([[curve_y[0], curve_x[0]], [curve_y[-1], curve_x[-1]]])
-    pts.append(ends[:, None, :] + _footprint(bw, True)[None])
-  pts = np.concatenate([p.reshape(-1, 2) for p in pts])
-  pts[:, 0] = np.clip(pts[:, 0], 0, h - 1)
-  pts[:, 1] = np.clip(pts[:, 1], 0, w - 1)
-  pts = np.unique(pts, axis=0)
-  yy, xx = pts[:, 0], pts[:, 1]
   colour = np.asarray(colour, np.float64)
-  if mode == 'average' and canvas.ndim == 3:
-    old = canvas[yy, xx].astype(np.float64)
-    painted = old.sum(-1, keepdims=True) > 0
-    canvas[yy, xx] = np.where(painted, (old + colour) / 2, colour).astype(np.uint8)
-  else:
-    canvas[yy, xx] = colour.astype(np.uint8)
+  for i in range(-bw, bw):
+    for j in range(-bw, bw):
+      _paint(canvas, np.clip(curve_y + i, 0, h - 1), np.clip(curve_x + j, 0, w - 1), colour)
+  if draw_end_points:
+    end_y = np.array([curve_y[0], curve_y[-1]])
+    end_x = np.array([curve_x[0], curve_x[-1]])
+    for i in range(-2 * bw, 2 * bw):
+      for j in range(-2 * bw, 2 * bw):
+        if i * i + j * j < 4 * bw * bw:
+          _paint(canvas, np.clip(end_y + i, 0, h - 1), np.clip(end_x + j, 0, w - 1), colour)
 
 
-def sub_edges(edge: Sequence[int], size: int = 3) -> list[tuple[int, ...]]:
-  """Overlapping windows of ``size`` indices starting every ``size - 1`` (0, 2, 4, ... for 3)."""
+def sub_edges(edge: Sequence[int], size: int) -> list[tuple[int, ...]]:
+  """Windows of ``size`` indices starting every ``size - 1`` (overlapping by one point)."""
   step = size - 1
   return [tuple(edge[i:i + size]) for i in range(0, max(1, len(edge) - 1), step)]

@@ -1,13 +1,21 @@
-"""Per-clip spatial preprocessing (spec 6.2): one set of params for every frame of a clip.
+"""Per-clip spatial preprocessing: one set of params for every frame of a clip.
 
 Order: optional ``pre_crop`` in source pixels (the face box), resize to ``resize``, optional
 ``crop`` (random or centred; pose adds its centre crop to the middle half width), optional
 horizontal ``flip``. Crops may reach outside the image: the outside is zero (PIL's crop).
 
-Resampling: id maps (labels, instances, DensePose, OpenPose renderings) and flows use NEAREST with
-pixel-centre sampling (PIL's NEAREST, not cv2's INTER_NEAREST which is shifted by half a pixel);
-images and face maps use cv2 INTER_AREA when shrinking (anti-aliased like PIL's BICUBIC/BILINEAR,
-which widen their kernels when downscaling) and INTER_CUBIC / INTER_LINEAR when enlarging.
+Random draws, in the original's order and number (so that a log of its draws, replayed as the
+``rng``, reproduces its geometry): the random scale, then with a crop mode the crop x offset (a
+normal) and y offset (uniform integer), then always a flip coin, applied only where flips are
+allowed.
+
+Resampling kinds:
+  nearest   id maps (labels, instances, DensePose, OpenPose renderings) and flows: PIL's NEAREST
+            (pixel-centre sampling, not cv2's INTER_NEAREST which is shifted by half a pixel).
+  bicubic / bilinear  PIL's BICUBIC / BILINEAR on uint8, as the original resizes its images and
+            face maps (PIL widens the kernel when shrinking, i.e. it anti-aliases).
+  cubic / linear  cv2: INTER_AREA when shrinking, INTER_CUBIC / INTER_LINEAR when enlarging; close
+            to PIL's filters but not equal (the street and video layouts use these).
 """
 
 import dataclasses
@@ -15,6 +23,7 @@ from typing import Optional
 
 import cv2
 import numpy as np
+from PIL import Image
 
 Box = tuple[int, int, int, int]  # (x, y, width, height)
 
@@ -51,16 +60,17 @@ def _round_to(x: float, multiple: int) -> int:
 def get_params(rng: Optional[np.random.Generator], mode: str, load_size: int, fine_size: int,
                width: int, height: int, *, flip: bool, pose_centre_crop: bool = False,
                pre_crop: Optional[Box] = None) -> SpatialParams:
-  """Draws a clip's params (spec 6.2).
+  """A clip's params (random ones drawn from ``rng`` in the order of the module docstring).
 
   Args:
-    rng: randomness for random scales, crop offsets and flips; None = deterministic (test):
-      centred crop_x, crop_y = 0, largest random scale, no flip.
+    rng: randomness for random scales, crop offsets and flips (an ``np.random.Generator``, or
+      anything with its ``integers``, ``standard_normal`` and ``random``); None = deterministic
+      (test): centred crop_x, crop_y = 0, largest random scale, no flip.
     mode: resize_or_crop, one of ``MODES``.
     load_size, fine_size: sizes in pixels.
     width, height: size of the source (after ``pre_crop``) in pixels.
     flip: whether random flips are allowed.
-    pose_centre_crop: keep the central half width (pose, spec 6.5).
+    pose_centre_crop: keep the central half width (pose).
     pre_crop: optional box applied to the source first.
 
   Returns:
@@ -76,7 +86,7 @@ def get_params(rng: Optional[np.random.Generator], mode: str, load_size: int, fi
   elif 'scaleHeight' in mode:
     w, h = load_size * width // height, load_size
   elif 'randomScaleWidth' in mode:
-    # randint(fineSize, loadSize + 1) is inclusive: up to loadSize + 1 (spec 8.21).
+    # The original's randint(fineSize, loadSize + 1) includes loadSize + 1.
     w = int(rng.integers(fine_size, load_size + 2)) if rng is not None else load_size
     h = w * height // width
   elif 'randomScaleHeight' in mode:
@@ -92,13 +102,13 @@ def get_params(rng: Optional[np.random.Generator], mode: str, load_size: int, fi
     else:
       cw, ch = fine_size * width // height, fine_size
     cw, ch = _round_to(cw, 32), _round_to(ch, 32)
+    x_span = (w - cw) // 2
+    if rng is not None:  # drawn even when the crop turns out not to be needed, as the original
+      cx = max(0, min(2 * x_span, int(rng.standard_normal() * x_span / 3 + x_span)))
+      cy = int(rng.integers(0, min(max(0, h - ch), h // 8) + 1))
+    else:
+      cx, cy = max(0, x_span), 0
     if w > cw or h > ch:
-      x_span = (w - cw) // 2
-      if rng is not None:
-        cx = int(np.clip(int(rng.normal() * x_span / 3 + x_span), 0, 2 * x_span))
-        cy = int(rng.integers(0, min(max(0, h - ch), h // 8) + 1))
-      else:
-        cx, cy = x_span, 0
       crop = (cx, cy, cw, ch)
   else:
     w, h = _round_to(w, 32), _round_to(h, 32)
@@ -110,8 +120,8 @@ def get_params(rng: Optional[np.random.Generator], mode: str, load_size: int, fi
     bs = int(0.25 * base[2]) // 32 * 32
     if bs > 0:
       crop = (base[0] + base[2] // 2 - bs, base[1], 2 * bs, base[3])
-  do_flip = bool(flip and rng is not None and rng.random() > 0.5)
-  return SpatialParams(resize=(w, h), pre_crop=pre_crop, crop=crop, flip=do_flip)
+  coin = rng is not None and rng.random() > 0.5  # drawn even where flips are off
+  return SpatialParams(resize=(w, h), pre_crop=pre_crop, crop=crop, flip=bool(flip and coin))
 
 
 def crop_padded(image: np.ndarray, box: Box) -> np.ndarray:
@@ -127,15 +137,21 @@ def crop_padded(image: np.ndarray, box: Box) -> np.ndarray:
   return out
 
 
+def _nearest_rows(src: int, dst: int) -> np.ndarray:
+  # PIL steps through source positions by repeated float64 addition from the first pixel centre
+  # (its affine scaling), which differs from (i + 0.5) * src / dst at a few rounding boundaries.
+  step = src / dst
+  positions = np.add.accumulate(np.concatenate([[step * 0.5], np.full(dst - 1, step)]))
+  return np.minimum(positions.astype(np.int64), src - 1)
+
+
 def resize_nearest(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-  """NEAREST resize with pixel-centre sampling (PIL semantics); any dtype, [H, W, ...]."""
+  """PIL's NEAREST resize, bit for bit, of [H, W, ...] of any dtype."""
   w, h = size
   if image.shape[1] == w and image.shape[0] == h:
     return image
-  rows = np.minimum(((np.arange(h) + 0.5) * image.shape[0] / h).astype(np.int64),
-                    image.shape[0] - 1)
-  cols = np.minimum(((np.arange(w) + 0.5) * image.shape[1] / w).astype(np.int64),
-                    image.shape[1] - 1)
+  rows = _nearest_rows(image.shape[0], h)
+  cols = _nearest_rows(image.shape[1], w)
   return image[rows[:, None], cols[None, :]]
 
 
@@ -156,13 +172,30 @@ def resize_smooth(image: np.ndarray, size: tuple[int, int], cubic: bool) -> np.n
   return out.reshape((h, w) + image.shape[2:])
 
 
+_PIL_FILTERS = {'bicubic': Image.Resampling.BICUBIC, 'bilinear': Image.Resampling.BILINEAR}
+
+
+def resize_pil(image: np.ndarray, size: tuple[int, int], kind: str) -> np.ndarray:
+  """PIL BICUBIC or BILINEAR resize of [H, W] or [H, W, C] uint8 (RGB at once, else per channel)."""
+  if image.dtype != np.uint8:
+    raise ValueError(f'resize_pil expects uint8 (what PIL resamples); got {image.dtype}')
+  w, h = size
+  if image.shape[1] == w and image.shape[0] == h:
+    return image
+  if image.ndim == 3 and image.shape[2] == 3:
+    return np.asarray(Image.fromarray(image).resize((w, h), _PIL_FILTERS[kind]))
+  if image.ndim == 3:
+    return np.stack([resize_pil(image[..., c], size, kind) for c in range(image.shape[2])], -1)
+  return np.asarray(Image.fromarray(image).resize((w, h), _PIL_FILTERS[kind]))
+
+
 def apply(image: np.ndarray, params: SpatialParams, kind: str) -> np.ndarray:
   """Applies ``params`` to one frame.
 
   Args:
-    image: [H, W] or [H, W, C] source frame.
+    image: [H, W] or [H, W, C] source frame (uint8 for 'bicubic' / 'bilinear').
     params: the clip's params.
-    kind: 'nearest' (ids, renderings), 'cubic' (images) or 'linear' (face maps).
+    kind: 'nearest', 'bicubic', 'bilinear', 'cubic' or 'linear' (see the module docstring).
 
   Returns:
     The frame at ``params.out_size``, same dtype.
@@ -171,8 +204,13 @@ def apply(image: np.ndarray, params: SpatialParams, kind: str) -> np.ndarray:
     image = crop_padded(image, params.pre_crop)
   if kind == 'nearest':
     image = resize_nearest(image, params.resize)
-  else:
+  elif kind in _PIL_FILTERS:
+    image = resize_pil(image, params.resize, kind)
+  elif kind in ('cubic', 'linear'):
     image = resize_smooth(image, params.resize, cubic=kind == 'cubic')
+  else:
+    raise ValueError(f"kind must be 'nearest', 'bicubic', 'bilinear', 'cubic' or 'linear'; "
+                     f'got {kind!r}')
   if params.crop is not None:
     image = crop_padded(image, params.crop)
   if params.flip:
