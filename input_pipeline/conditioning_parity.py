@@ -148,6 +148,11 @@ def _sequence(plan: pipeline.Plan, a_path: str) -> layouts.Sequence:
   raise ValueError(f'{a_path}: no video {name!r} among ours ({[s.name for s in plan.sequences]})')
 
 
+def _frames_on_channels(frames: np.ndarray) -> np.ndarray:
+  """[T, H, W, C] -> [T * C, H, W] (frame t in channels t*C .. t*C + C - 1)."""
+  return np.transpose(frames, (0, 3, 1, 2)).reshape((-1,) + frames.shape[1:3])
+
+
 def _item(domain, seq: layouts.Sequence, video_params: dict[str, int], params,
           rng: Optional[LoggedDraws]) -> dict[str, np.ndarray]:
   """A, B and inst of one item, as the original lays them out: [T * C, H, W] float32."""
@@ -159,16 +164,16 @@ def _item(domain, seq: layouts.Sequence, video_params: dict[str, int], params,
   features['seq_index'] = tf.constant(0, tf.int32)
   features['frame_index'] = tf.constant(frame_ids, tf.int32)
   out = pipeline._finalize(domain, features)  # pylint: disable=protected-access
-  stack = lambda x: np.transpose(x, (0, 3, 1, 2)).reshape((-1,) + x.shape[1:3])
-  item = {'A': stack(out['cond'].numpy()), 'B': stack(out['image'].numpy())}
+  item = {'A': _frames_on_channels(out['cond'].numpy()),
+          'B': _frames_on_channels(out['image'].numpy())}
   if 'inst' in out:
     item['inst'] = out['inst'].numpy().astype(np.float32)
   return item
 
 
 def _geometry(domain, params, meta: dict[str, Any]) -> tuple[list[int], list[int]]:
-  """(ours, original's) box in resized pixels that becomes the output, the resize, the face box
-  and whether it flipped, as integer lists."""
+  """(ours, original's) geometry as integer lists: the resize (w, h), the output window in resized
+  pixels (x0, y0, x1, y1), the flip, and for face the face box in source pixels (x0, y0, x1, y1)."""
   img = meta['img_params']
   new_w, new_h = img['new_size_wh']
   crop_w, crop_h = img['crop_size_wh']
@@ -191,21 +196,24 @@ def _geometry(domain, params, meta: dict[str, Any]) -> tuple[list[int], list[int
   return ours, theirs
 
 
-def _openpose_full(domain, seq, video_params, calls, arrays) -> Optional[np.ndarray]:
-  """Our raw-resolution OpenPose renderings [T, H, W, 3] uint8 with the logged draws, or None."""
+def _openpose_full(domain, seq: layouts.Sequence, video_params: dict[str, int],
+                   calls: Optional[Sequence[dict[str, Any]]]) -> Optional[np.ndarray]:
+  """Our OpenPose renderings [T, H, W, 3] uint8 at the source size with the logged draws (None:
+  test time), or None without OpenPose. The DensePose drops are redone only for their draws."""
   if not isinstance(domain, pose.PoseDomain) or domain.densepose_only:
     return None
-  rng = LoggedDraws(calls)
+  rng = None if calls is None else LoggedDraws(calls)
   domain.clip_params(seq, (0,), rng)
   n, start, step = (video_params[k] for k in ('n_frames_total', 'start_idx', 't_step'))
   renderings = []
   for t in [start + i * step for i in range(n)]:
-    image = layouts.read_image(seq.files['image'][t])
     if not domain.openpose_only:
-      pose.densepose_map(image, rng, random_drop_prob=domain.random_drop_prob,
-                         remove_face_labels=domain.remove_face_labels)  # its draws only
+      pose.densepose_map(layouts.read_image(seq.files['densepose'][t]), rng,
+                         random_drop_prob=domain.random_drop_prob,
+                         remove_face_labels=domain.remove_face_labels)
+    width, height = layouts.image_size(seq.files['image'][t])
     renderings.append(pose.openpose_map(
-        layouts.read_openpose(seq.files['openpose'][t]), *image.shape[:2], rng,
+        layouts.read_openpose(seq.files['openpose'][t]), height, width, rng,
         random_drop_prob=domain.random_drop_prob, remove_face_labels=domain.remove_face_labels,
         basic_point_only=domain.basic_point_only,
         jitter_missing_points=domain.jitter_missing_points))
@@ -259,10 +267,12 @@ def compare_case(case_dir: pathlib.Path) -> list[Row]:
     for name in ('A', 'B', 'inst'):
       key = name + suffix
       if key in arrays:
-        exact = name == 'inst' or isinstance(domain, pose.PoseDomain) and name == 'A'
+        # pose A is NEAREST-resampled: ids and rendered colours, no new values
+        exact = name == 'inst' or (isinstance(domain, pose.PoseDomain) and name == 'A')
         rows.append(_compare(case, key, ours.get(name, np.zeros(0)), arrays[key], exact))
   if 'openpose_full' in arrays and arrays['openpose_full'].size:
-    renderings = _openpose_full(domain, seq, meta['video_params'], meta['rng_calls'], arrays)
+    renderings = _openpose_full(domain, seq, meta['video_params'],
+                                meta['rng_calls'] if train else None)
     rows.append(_compare(case, 'openpose_full', renderings, arrays['openpose_full'], exact=True))
   return rows
 

@@ -1,6 +1,7 @@
 """resize_or_crop params, flow transforms and clip sampling (spec 4.1, 6.2)."""
 
 import numpy as np
+from PIL import Image
 import pytest
 
 from input_pipeline import sampling
@@ -81,3 +82,39 @@ def test_sampler_is_a_function_of_position():
     assert clip.frame_ids[-1] < n
   again = sampling.Sampler(seq_lengths=(10, 20, 30), clip_len=4, max_t_step=3, seed=7)
   assert again.clip(5) == clips[5]
+
+
+def test_nearest_matches_pil_bit_for_bit():
+  rng = np.random.default_rng(0)
+  for _ in range(20):
+    (sh, sw), (dh, dw) = rng.integers(5, 300, 2), rng.integers(5, 400, 2)
+    image = rng.integers(0, 256, (sh, sw, 3), dtype=np.uint8)
+    expected = np.asarray(Image.fromarray(image).resize((int(dw), int(dh)), Image.NEAREST))
+    np.testing.assert_array_equal(transforms.resize_nearest(image, (dw, dh)), expected)
+
+
+def test_draws_follow_the_original_order_even_when_unused():
+  class Recorder:
+    def __init__(self):
+      self.calls = []
+
+    def integers(self, low, high):
+      self.calls.append('integers')
+      return low
+
+    def standard_normal(self):
+      self.calls.append('standard_normal')
+      return 0.0
+
+    def random(self):
+      self.calls.append('random')
+      return 0.9
+
+  recorder = Recorder()
+  params = transforms.get_params(recorder, 'randomScaleHeight_and_scaledCrop', 384, 256, 512, 256,
+                                 flip=False, pose_centre_crop=True)
+  assert recorder.calls == ['integers', 'standard_normal', 'integers', 'random']
+  assert not params.flip  # the coin is drawn, but flips are off
+  recorder = Recorder()
+  transforms.get_params(recorder, 'scaleWidth', 256, 256, 210, 210, flip=True)
+  assert recorder.calls == ['random']
