@@ -1,8 +1,9 @@
 """Same-machine reference: the original's sequential generator architecture in PyTorch.
 
-Written from reference/vid2vid_spec.md section 1.2 (not the original code) to time the original
-architecture on this machine: one forward + backward of CompositeGenerator (batch 1, train-mode
-norms, loss = mean(final image) + mean(|flow|)), with torch.set_num_threads(--threads).
+Written from a description (docs/original_behaviour.md#generator), not from the original code, to
+time the original architecture on this machine: one forward + backward of CompositeGenerator
+(batch 1, train-mode norms, loss = mean(final image) + mean(|flow|)), with
+torch.set_num_threads(--threads).
 
 Usage: python benchmarks/generator_torch.py --height 128 --width 256 --ngf 64 --label_nc 35 \
          --n_frames_G 3 [--n_blocks 9 --n_downsample_G 3 --norm batch --threads 2

@@ -18,7 +18,7 @@ def get_config():
   config.train.niter = 20
   config.train.niter_decay = 20
   # The original's face test scripts (--use_single_G) start every video with its face
-  # first-frame model, edge2face_single (spec 1.6): after importing that folder
+  # first-frame model, edge2face_single: after importing that folder
   # (python -m vid2vid_jax.tools.import_torch --ckpt_dir checkpoints/edge2face_single ...), run
   # eval with --config.eval.first_frame_mode=single_g --config.first_frame.checkpoint=<out>.
   first = config.first_frame

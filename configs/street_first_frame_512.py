@@ -1,5 +1,5 @@
 """The single-image first-frame generator for Cityscapes at 512x256 (pix2pixHD 'global' G with
-ngf 64 and 3 downsamplings, as the original's checkpoints/label2city_single; spec 1.6).
+ngf 64 and 3 downsamplings, as the original's checkpoints/label2city_single).
 
 Run: python train.py --config configs/street_first_frame_512.py --workdir runs/street_single_512
 Then use it for the first frames of a video model:

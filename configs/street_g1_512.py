@@ -1,7 +1,8 @@
 """Cityscapes at 512x256 on one GPU, two scales grown from street_g1_256 (orig: street/train_g1_512.sh).
 
 Run: python train.py --config configs/street_g1_512.py --workdir runs/street_g1_512
-(The original script loads checkpoints/label2city_256_g1, which its 256 script never writes: spec 8.22.)
+(The original script loads checkpoints/label2city_256_g1, which its 256 script never writes;
+see docs/quirks.md#script-names.)
 """
 
 from configs import street_g1_256

@@ -1,4 +1,4 @@
-"""The original's folder layouts (spec 6.1) and file readers, with path-naming errors.
+"""The original's folder layouts and file readers, with path-naming errors.
 
 Every leaf directory under a stream folder (e.g. ``train_A``) is one video; its files are sorted
 by name; videos are matched across streams by their path relative to the stream folder.

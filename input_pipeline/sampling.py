@@ -1,4 +1,4 @@
-"""Which frames make a clip (spec 4.1, 6.6), as a pure function of (seed, stream position).
+"""Which frames make a clip, as a pure function of (seed, stream position).
 
 Clips are drawn from an endless stream of items: epoch e is a permutation (seeded by (seed, e))
 of the dataset's items, epochs concatenated. Item = one video (street, face) or one (video,
@@ -43,7 +43,7 @@ class ClipPlan:
 
 def clip_plan(n_frames_total: int, n_frames_G: int, max_frames_per_step: int,
               seq_len: int) -> ClipPlan:
-  """The clip layout of the original's sequence loading (n_frames_load per step).
+  """The clip layout of the original's sequence loading (docs/original_behaviour.md#clip-loading).
 
   Args:
     n_frames_total: frames to generate per clip (curriculum value).

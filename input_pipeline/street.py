@@ -1,7 +1,7 @@
 """Street (Cityscapes-style) and video conditioning: one-hot labels or images + instance edges.
 
-The original's temporal dataset (spec 6.3, 4.8): data.layout 'street' (label ids in A) and
-'video' (images in A, label_nc 0) share this domain.
+The original's temporal dataset (docs/original_behaviour.md#label-encoding): data.layout 'street'
+(label ids in A) and 'video' (images in A, label_nc 0) share this domain.
 
 ``load_frame`` reads one frame's label ids (uint8), instance ids and RGB image at the clip's
 spatial params; ``finalize`` (TensorFlow, any leading dims) turns label ids into ``label_nc``
@@ -109,7 +109,7 @@ def _check_size(path: str, shape, expected, reference: str) -> None:
 
 
 def instance_edges(inst: tf.Tensor) -> tf.Tensor:
-  """[..., H, W] float32 in {0, 1}: 1 where an instance id differs from a 4-neighbour (spec 4.8).
+  """[..., H, W] float32 in {0, 1}: 1 where an instance id differs from a 4-neighbour.
 
   Args:
     inst: [..., H, W] integer instance ids.

@@ -11,7 +11,7 @@ features that test-time features are drawn from; read without unpickling code, `
 The mapping is strict: an unexpected key, a missing key or a shape mismatch raises ValueError
 naming the key; so does an option we cannot reproduce. Norm buffers (running_mean, running_var,
 num_batches_tracked) are accepted and dropped: the original always normalises with the current
-input's statistics, so they never affect its outputs (spec 8.1).
+input's statistics, so they never affect its outputs (docs/quirks.md#norm-statistics).
 
 Returned variables: ``{'generator': {'params': ...}, 'discriminator': ..., 'face_discriminator':
 ..., 'temporal_discriminator_{s}': ..., 'first_frame_generator': ..., 'first_frame_encoder': ...,
@@ -220,7 +220,7 @@ def config_from_options(options: Mapping[str, Any]) -> ml_collections.ConfigDict
   if 'fg_labels' in options:
     g.fg_labels = _int_list('fg_labels', options['fg_labels'])
   if data.pose.openpose_only:
-    g.no_flow = True  # the original forces it (spec 1.1)
+    g.no_flow = True  # the original forces it (docs/original_behaviour.md#pose-inputs)
 
   if g.norm not in config_lib.NORMS:
     raise ValueError(f"option norm={g.norm!r} is not supported (batch or instance)")
@@ -432,7 +432,7 @@ def first_frame_variables(state_dict: StateDict, config: ml_collections.ConfigDi
   side = 4 * 2 ** (f.n_downsample + levels)
   with_features = f.net.endswith('_with_features')
   # The input is a conditioning frame with or without its instance-edge channel: the original's
-  # own first-frame models take the label maps only (spec 4.7), others may take the edges too.
+  # own first-frame models take the label maps only, others may take the edges too.
   # The checkpoint's stem says which.
   cond = builders.cond_channels(config)
   channels = cond

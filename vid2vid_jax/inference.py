@@ -3,8 +3,8 @@
 Memory does not depend on the sequence length: frames are read one at a time, generated in chunks
 of ``chunk_frames`` new frames with `rollout.generate` (one compiled function per chunk length),
 and written out (PNG, mp4, side-by-side mp4) as they are produced. As in the original test script
-(reference/vid2vid_spec.md 7.2) the first ``n_frames_G - 1`` frames of every sequence are context
-only; each spatial scale keeps its own history of generated frames.
+the first ``n_frames_G - 1`` frames of every sequence are context only; each spatial scale keeps
+its own history of generated frames (docs/original_behaviour.md#inference).
 """
 
 import collections
@@ -117,7 +117,7 @@ class SequenceGenerator:
     else:
       prev_context = np.zeros(cond_context.shape[:-1] + (3,), np.float32)
     carry = self.initial_carry(jnp.asarray(cond_context), jnp.asarray(prev_context, jnp.float32))
-    raw_only = self.first_frame_mode == 'generate'  # only the first window (spec 7.2)
+    raw_only = self.first_frame_mode == 'generate'  # only the first window, as the original
     produced = 0
     pending: list[Frame] = []
 
@@ -535,7 +535,8 @@ def _first_frame_fn(config: Any) -> Callable[[list[Frame]], np.ndarray]:
 
   The feature-conditioned nets (the original's face model) also need each frame's real image
   and instance map: the feature encoder encodes them, and `first_frame.nearest_features` swaps
-  the result for the stored features of the nearest training image (spec 1.6)."""
+  the result for the stored features of the nearest training image
+  (docs/quirks.md#face-features)."""
   from vid2vid_jax import checkpoint  # pylint: disable=g-import-not-at-top
   from vid2vid_jax.models import builders  # pylint: disable=g-import-not-at-top
   from vid2vid_jax.models import first_frame as first_frame_lib  # pylint: disable=g-import-not-at-top

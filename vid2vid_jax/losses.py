@@ -2,8 +2,8 @@
 
 Pure functions of arrays (NHWC); nothing here reads a config except
 :func:`loss_weights_from_config`, which turns one into the frozen :class:`LossWeights` that the
-assembly functions take. Formulas follow reference/vid2vid_spec.md section 3; the original's
-quirks that are kept are cited where they happen (spec section 8).
+assembly functions take. Formulas follow docs/original_behaviour.md#losses; the original's
+quirks that are kept are cited where they happen (docs/quirks.md).
 
 Conventions:
   * A *multiscale D output* (``MultiscaleOutput``) is what our multi-scale discriminators return:
@@ -60,9 +60,9 @@ def gan_loss(preds: MultiscaleOutput, target_is_real: bool, mode: str = 'ls',
              for_discriminator: bool = True) -> Array:
   """Adversarial loss of a multi-scale D output, summed over scales.
 
-  The per-scale losses are summed, not averaged (spec 3.1 and 8.28). The original always uses
-  'ls' whatever its ``--gan_mode`` says (spec 8.2); callers pass ``mode='ls'`` to restore that
-  (``config.compat.lsgan_always``).
+  The per-scale losses are summed, not averaged (docs/quirks.md#gan-scale-sum). The original
+  always uses 'ls' whatever its ``--gan_mode`` says (docs/quirks.md#gan-mode); callers pass
+  ``mode='ls'`` to restore that (``config.compat.lsgan_always``).
 
   Args:
     preds: multiscale D output (see module docstring); only each scale's last map, the patch
@@ -97,7 +97,7 @@ def gan_loss(preds: MultiscaleOutput, target_is_real: bool, mode: str = 'ls',
 
 def feature_matching_loss(fake_feats: MultiscaleOutput, real_feats: MultiscaleOutput,
                           num_D: int, n_layers_D: int) -> Array:
-  """Discriminator feature-matching L1 (spec 3.2), without lambda_feat.
+  """Discriminator feature-matching L1, without lambda_feat.
 
   sum over scales i < min(#scales, num_D) and layers j < last of
   (1 / num_D) * (4 / (n_layers_D + 1)) * mean|F_ij(fake) - stop_gradient(F_ij(real))|.
@@ -140,7 +140,7 @@ def feature_matching_loss(fake_feats: MultiscaleOutput, real_feats: MultiscaleOu
 
 
 def masked_l1(x: Array, y: Array, mask: Array) -> Array:
-  """Masked L1 of the original (spec 3.4 and 8.8).
+  """Masked L1 of the original (docs/quirks.md#masked-l1-mean).
 
   mean over ALL elements of |x * mask - y * mask|: normalised by the element count, not by the
   mask area.
@@ -204,7 +204,7 @@ def mask_loss(weight: Array, conf_ref: Array) -> Array:
   """W: the blending weight where the reference flow is reliable, masked L1 against 0.
 
   Pushes the generator to use the warped previous frame (weight 0) wherever the flow is
-  confident; the original applies it only with --no_first_img (spec 3.5, 4.7).
+  confident; the original applies it only with --no_first_img (docs/quirks.md#first-chunk).
 
   Args:
     weight: [..., H, W, 1] the generator's sigmoid mask in [0, 1] (1 = hallucinated image).
@@ -236,7 +236,8 @@ def occlusion_loss(weight: Array, conf_ref: Array) -> Array:
 def fake_warp_loss(fake: Array, fake_prev: Array, flow_ref: Array, conf_ref: Array) -> Array:
   """G_Warp before its weight: temporal consistency of the generated video along the real flow.
 
-  masked_l1(fake, stop_gradient(warp(fake_prev, flow_ref)), conf_ref) (spec 3.5).
+  masked_l1(fake, stop_gradient(warp(fake_prev, flow_ref)), conf_ref)
+  (docs/original_behaviour.md#per-frame-losses).
 
   Args:
     fake: [..., H, W, 3] generated frames in [-1, 1].
@@ -257,14 +258,15 @@ def fake_warp_loss(fake: Array, fake_prev: Array, flow_ref: Array, conf_ref: Arr
 
 @dataclasses.dataclass(frozen=True)
 class LossWeights:
-  """Which terms are on and how they are weighted (spec 3.7); build with loss_weights_from_config.
+  """Which terms are on and how they are weighted; build with loss_weights_from_config.
 
   Attributes:
     gan_mode: 'ls' | 'original' | 'vanilla' | 'hinge' for every D (image, face, temporal).
     lambda_feat: weight of the VGG and of every feature-matching term (orig: --lambda_feat).
     lambda_T: weight of the F_Warp and G_Warp terms (orig: --lambda_T).
     lambda_F: weight of the flow term before the 2**(n_scales_spatial-1) division (--lambda_F).
-    n_scales_spatial: generator scales; F_Flow is divided by 2**(n_scales_spatial - 1) (spec 8.6).
+    n_scales_spatial: generator scales; F_Flow is divided by 2**(n_scales_spatial - 1)
+      (docs/quirks.md#flow-scaling).
     face_weight: multiplier of the face-D generator terms (2, hard-coded in the original).
     num_D: configured scales of every D (feature-matching weight 1/num_D, also for the face D).
     n_layers_D: configured conv layers per D scale (feature-matching weight 4/(n_layers_D+1)).
@@ -310,9 +312,9 @@ class LossWeights:
 def loss_weights_from_config(config: Any) -> LossWeights:
   """Builds LossWeights from a full config (configs/default.py layout); the only config reader here.
 
-  ``compat.lsgan_always`` turns every gan_mode into 'ls' (spec 8.2); the W term is on when
-  ``first_frame.mode == 'generate'`` (the original's --no_first_img, weight 1) or when
-  ``loss.lambda_mask > 0`` (then with that weight).
+  ``compat.lsgan_always`` turns every gan_mode into 'ls' (docs/quirks.md#gan-mode); the W term
+  is on when ``first_frame.mode == 'generate'`` (the original's --no_first_img, weight 1) or
+  when ``loss.lambda_mask > 0`` (then with that weight).
 
   Args:
     config: ml_collections.ConfigDict with ``loss``, ``compat``, ``first_frame`` and
@@ -414,14 +416,14 @@ def generator_loss_terms(
     d_face_fake: Optional[MultiscaleOutput] = None,
     face_valid: Optional[Array] = None,
 ) -> dict[str, Array]:
-  """All generator terms of one chunk, each already weighted (spec 3.5-3.7).
+  """All generator terms of one chunk, each already weighted (docs/original_behaviour.md#losses).
 
   The caller runs the discriminators: ``d_fake``/``d_fake_raw`` on (labels, fake) with gradients
   into G, ``d_real`` on (labels, real) (its features are stop-gradiented here). Frames may be
   [B, T, H, W, C] or already flattened to [B*T, H, W, C]; per-frame means are the same.
 
   Keys (each the original's term of the same meaning; 0-terms are left out):
-    'g/gan' G_GAN: gan(D(fake)) + gan(D(fake_raw)) (the image D runs on both, spec 8.4).
+    'g/gan' G_GAN: gan(D(fake)) + gan(D(fake_raw)) (the image D runs on both).
     'g/gan_feat' G_GAN_Feat: lambda_feat * feature matching, both passes (if use_gan_feat).
     'g/vgg' G_VGG: lambda_feat * (vgg(fake, real) + vgg(fake_raw, real)) (if use_vgg).
     'g/l1': lambda_l1 * (|fake - real| + |fake_raw - real|) means (ours, if lambda_l1 > 0).
@@ -513,7 +515,7 @@ def generator_loss_terms(
 
 
 def total_generator_loss(terms: Mapping[str, Array]) -> Array:
-  """loss_G (spec 3.7): the sum of every 'g/' term (terms are already weighted).
+  """loss_G (docs/original_behaviour.md#loss-totals): the sum of every 'g/' term (already weighted).
 
   Args:
     terms: dict from generator_loss_terms (other keys are ignored).
@@ -538,10 +540,11 @@ def discriminator_loss_terms(
     d_face_fake: Optional[MultiscaleOutput] = None,
     face_valid: Optional[Array] = None,
 ) -> dict[str, Array]:
-  """All discriminator terms of one chunk (spec 3.5-3.7), with the original's double real term.
+  """All discriminator terms of one chunk, with the original's double real term.
 
   The caller runs each D on real inputs and on stop-gradiented fakes. The image D runs on the
-  final and on the raw image, and the original adds a real term for each pass (spec 8.4), so
+  final and on the raw image, and the original adds a real term for each pass
+  (docs/quirks.md#double-real-term), so
   'd/real' is ``gan(D(real))`` times the number of fake passes (2 with fake_raw), exactly the
   original's D_real; discriminator_totals then gives
   loss_D = 0.5 * (D_fake(final) + D_fake(raw)) + D_real(one pass).
@@ -577,7 +580,7 @@ def discriminator_loss_terms(
 
 
 def discriminator_totals(terms: Mapping[str, Array]) -> dict[str, Array]:
-  """Per-optimiser D losses (spec 3.7).
+  """Per-optimiser D losses (docs/original_behaviour.md#loss-totals).
 
   Args:
     terms: dict from discriminator_loss_terms.

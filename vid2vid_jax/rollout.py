@@ -2,17 +2,17 @@
 
 At every step the generator sees a window of ``n_frames_G`` conditioning frames (oldest first) and
 the ``n_frames_G - 1`` frames it generated before (per spatial scale: every scale keeps its own
-history of its own outputs, reference/vid2vid_spec.md 1.5 and 8.13). The carry of the scan holds
+history of its own outputs, docs/original_behaviour.md#scale-histories). The carry of the scan holds
 both histories, so a chunk's final carry seeds the next chunk of a long sequence.
 
-Gradient truncation (spec 4.2, 8.15): frames are grouped into blocks of ``max_frames_backpropagate``
+Gradient truncation: frames are grouped into blocks of ``max_frames_backpropagate``
 (bp) consecutive frames; gradients flow between generated frames of the same block only. With the
 default bp = 1 no gradient flows from a frame into the frames generated before it, exactly as the
 original. For bp > 1 the original detaches the whole previous-frame stack only at steps
 t % bp == 0, which with n_frames_G > 2 lets gradients leak further back than bp frames through the
 older frames of the stack; we detach each previous frame that lies outside the current block, so
 the truncation is exactly bp frames. Chunk boundaries always detach (the caller passes a detached
-carry).
+carry). See docs/original_behaviour.md#gradient-truncation and docs/quirks.md#gradient-leak.
 """
 
 from collections.abc import Callable
@@ -40,7 +40,7 @@ class Carry(NamedTuple):
 
 
 def detach(carry: Carry) -> Carry:
-  """Stops gradients through a carry (chunk boundaries, spec 4.2)."""
+  """Stops gradients through a carry (at chunk boundaries, see the module docstring)."""
   return jax.tree_util.tree_map(jax.lax.stop_gradient, carry)
 
 

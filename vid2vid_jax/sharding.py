@@ -5,7 +5,7 @@ One `Mesh` with axes ('data', 'spatial') spans every device of every host:
 * batch dimensions are split over 'data' (data parallelism);
 * image height is split over 'spatial', so one high-resolution frame spans several devices. This
   is our answer to the original's ``--n_gpus_gen`` split of the generator and discriminators onto
-  different GPUs (reference/vid2vid_spec.md, options): instead of placing whole networks, every
+  different GPUs: instead of placing whole networks, every
   conv runs on a horizontal band of the frame and XLA's SPMD partitioner exchanges the halo rows.
   `constrain` (called by every conv of G and D, `models.layers`) pins activations to that layout;
 * parameters and optimizer states are replicated, or with ``sharding.fsdp`` split over 'data'

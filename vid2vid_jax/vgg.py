@@ -1,4 +1,4 @@
-"""VGG19 perceptual loss of vid2vid (reference/vid2vid_spec.md 3.3 and 8.3) and its weight import.
+"""VGG19 perceptual loss of vid2vid and its weight import (docs/original_behaviour.md#vgg-loss).
 
 The network is torchvision's ``vgg19().features`` up to relu5_1 (features[0:30]), NHWC, with the
 loss taps relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 (torchvision slices [0:2], [2:7], [7:12],
@@ -116,12 +116,12 @@ def downsample_for_vgg(x: jax.Array, y: jax.Array,
 def vgg_loss(params: Params, x: jax.Array, y: jax.Array, *, max_width: int = MAX_WIDTH,
              dtype: Any = jnp.float32,
              precision: Optional[jax.lax.Precision] = None) -> jax.Array:
-  """The original's VGGLoss: sum_k w_k * mean|phi_k(x) - stop_gradient(phi_k(y))| (spec 3.3).
+  """The original's VGGLoss: sum_k w_k * mean|phi_k(x) - stop_gradient(phi_k(y))|.
 
   Args:
     params: VGG19 params, {'conv1_1': {'kernel': [3, 3, 3, 64], 'bias': [64]}, ...} as returned by
       load_vgg19_weights (frozen: gradients are stopped).
-    x: [N, H, W, 3] generated images in [-1, 1] (fed as they are, spec 8.3).
+    x: [N, H, W, 3] generated images in [-1, 1] (fed as they are, docs/quirks.md#vgg-input).
     y: [N, H, W, 3] target images in [-1, 1]; no gradient flows into them.
     max_width: see downsample_for_vgg.
     dtype: activation dtype of the network; the loss is float32.

@@ -1,6 +1,6 @@
 """The one flow-warp of vid2vid-jax (bilinear backward warping).
 
-Semantics follow the original's ``resample`` (reference/vid2vid_spec.md, sections 1.4 and 8.7):
+Semantics follow the original's ``resample`` (docs/original_behaviour.md#warping):
 ``grid_sample(..., mode='bilinear', padding_mode='border')`` under PyTorch 0.4, i.e.
 ``align_corners=True``. The output at pixel (x, y) is the bilinear sample of ``image`` at
 ``(clamp(x + dx, 0, W - 1), clamp(y + dy, 0, H - 1))``. FlowNet2's Resample2d (kernel 1) is

@@ -96,7 +96,8 @@ def test_vanilla_bce_formulas(mode):
 
 def test_ls_formula_and_bad_mode():
   preds, (p0, p1) = _toy_preds()
-  expected = ((p0 - 1) ** 2).mean() + ((p1 - 1) ** 2).mean()  # summed over scales (spec 8.28)
+  # summed over scales (docs/quirks.md#gan-scale-sum)
+  expected = ((p0 - 1) ** 2).mean() + ((p1 - 1) ** 2).mean()
   np.testing.assert_allclose(losses.gan_loss(preds, True, 'ls'), expected, rtol=1e-6)
   with pytest.raises(ValueError, match='gan mode'):
     losses.gan_loss(preds, True, 'wgan')
@@ -264,7 +265,8 @@ def test_discriminator_terms_original_formula():
   fake_r = losses.gan_loss(raw, False, 'hinge', True)
   totals = losses.discriminator_totals(terms)
   assert set(totals) == {'d', 'd_t0'}
-  # spec 8.4: loss_D = 0.5 * (D_fake(final) + D_fake(raw)) + D_real, plus the face D's half-sum.
+  # docs/quirks.md#double-real-term: loss_D = 0.5 * (D_fake(final) + D_fake(raw)) + D_real,
+  # plus the face D's half-sum.
   face = 0.5 * (real_1 + fake_f)
   np.testing.assert_allclose(totals['d'], 0.5 * (fake_f + fake_r) + real_1 + face, rtol=1e-6)
   np.testing.assert_allclose(totals['d_t0'], 0.5 * (real_1 + fake_f), rtol=1e-6)
@@ -276,7 +278,7 @@ def test_loss_weights_from_config():
   w = losses.loss_weights_from_config(config)
   assert (w.gan_mode, w.lambda_feat, w.lambda_T, w.lambda_F) == ('hinge', 10.0, 10.0, 10.0)
   assert (w.num_D, w.n_layers_D, w.face_weight, w.use_mask_loss) == (2, 3, 2.0, False)
-  config.compat.lsgan_always = True  # spec 8.2
+  config.compat.lsgan_always = True  # docs/quirks.md#gan-mode
   config.first_frame.mode = 'generate'
   w = losses.loss_weights_from_config(config)
   assert w.gan_mode == 'ls' and w.use_mask_loss and w.lambda_mask == 1.0

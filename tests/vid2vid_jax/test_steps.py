@@ -194,7 +194,8 @@ def test_step_with_flownet2_reference_flows():
 
 
 def test_niter_fix_global_trains_only_the_finest_scale():
-  """Before niter_fix_global epochs a 2-scale generator updates only its finest scale (spec 4.5),
+  """Before niter_fix_global epochs a 2-scale generator updates only its finest scale
+  (docs/original_behaviour.md#niter-fix-global),
   while the coarse scale still runs; the 2-scale image D pools the fakes, so G's gradient flows
   through the discriminator pyramid."""
   config = tiny_config()

@@ -10,7 +10,7 @@ D_T{s} when present), maps them strictly onto our modules
 vid2vid_jax.checkpoint.save_variables, which eval.py and ``train.init_from`` load.
 
 The original's face first-frame folder (checkpoints/edge2face_single) has no opt.txt; give it
-one with the options its loader hard-codes (spec 1.6): ``netG: global_with_features``,
+one with the options its loader hard-codes: ``netG: global_with_features``,
 ``input_nc: 15``, ``label_nc: 0``, ``ngf: 64``, ``n_downsample_G: 3``, ``norm: instance``,
 ``feat_num: 16``, ``nef: 16``, ``n_downsample_E: 4`` (one ``name: value`` per line), and name
 its files ``latest_net_G.pth`` / ``latest_net_E.pth``.

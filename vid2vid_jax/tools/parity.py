@@ -123,7 +123,7 @@ def _multiscale_discriminator(case: dict, case_dir: pathlib.Path, io: dict) -> d
         ours[f'pred_{kind}_D{i}_layer{j}'] = f
       if not interm:
         ours[f'pred_{kind}_D{i}'] = layer_feats[-1]
-  # LSGAN always (the original passes gan_mode as use_lsgan, spec 8.2), summed over scales.
+  # LSGAN always, summed over scales (docs/quirks.md#gan-mode, docs/quirks.md#gan-scale-sum).
   mse = lambda preds, target: sum(jnp.mean((p[-1] - target) ** 2) for p in preds)
   ours['loss_D_real'] = mse(feats['real'], 1.0)
   ours['loss_D_fake'] = mse(feats['fake'], 0.0)
