@@ -1,7 +1,7 @@
 """Default config: every option of the original vid2vid, with the original's defaults.
 
-reference/vid2vid_spec.md section 5 lists the original options. Where our field name differs, the
-original option name follows in a comment as ``(orig: --name)``. Options that the original parses
+Where our field name differs, the original option name follows in a comment as
+``(orig: --name)``. Options that the original parses
 but never uses (pool_size, ntest, display_* ...) have no field; the few that became command-line
 flags or automatic behaviour are noted at the bottom of this docstring.
 
@@ -142,11 +142,12 @@ def get_config() -> ml_collections.ConfigDict:
   #   {workdir}/eval_train/step_<step> (metrics.json, metrics.png, mp4s) and TensorBoard 'eval/'.
   train.eval_sequences = 2  # held-out sequences per training eval (FVD needs >= 2 clips of 16).
 
-  # Original behaviour kept on request (reference/vid2vid_spec.md section 8); False = fixed.
+  # Original behaviour kept on request (docs/quirks.md); False = fixed.
   compat = config.compat = ml_collections.ConfigDict()
-  compat.lsgan_always = False  # True: ignore gan_mode, always LSGAN (spec 8.2).
-  compat.decay_only_g_and_d = False  # True: temporal-D lr never decays (spec 8.9).
-  compat.frozen_global_after_fix = False  # True: coarse scales never update (spec 8.10).
+  compat.lsgan_always = False  # True: ignore gan_mode, always LSGAN (docs/quirks.md#gan-mode).
+  compat.decay_only_g_and_d = False  # True: temporal-D lr never decays (docs/quirks.md#lr-decay).
+  compat.frozen_global_after_fix = False  # True: coarse scales never update
+  #   (docs/quirks.md#niter-fix-global).
   compat.pose_jitter_missing_points = False  # True: remove_face_labels' jitter (with random drops)
   #   also moves undetected OpenPose points, which then draw spurious lines (docs/conditioning.md).
 
@@ -165,7 +166,7 @@ def get_config() -> ml_collections.ConfigDict:
   first.net = 'global'  # global | local | global_with_features | local_with_features
   #   (pix2pixHD single-image G; the *_with_features nets also take a feature map from the
   #   instance-wise encoder, the original's face model: global_with_features, feat_num 16,
-  #   nef 16, n_downsample_E 4, spec 1.6).
+  #   nef 16, n_downsample_E 4).
   first.ngf = 64  # its width (the original's label2city_single uses 64; local uses 32).
   first.n_downsample = 3  # its stride-2 convs (orig: --n_downsample_G of that model).
   first.n_blocks = 9  # its residual blocks.

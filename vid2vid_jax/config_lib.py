@@ -44,7 +44,8 @@ def training_frame_sizes(config: ml_collections.ConfigDict) -> list[tuple[str, i
 
   For modes with a crop the crop size (fine_size) is the frame side; for pure resizes the resize
   target (load_size) is. The other side follows the aspect ratio and is rounded to a multiple of
-  32 by the pipeline (spec 6.2), so it only needs checking when the factor exceeds 32.
+  32 by the pipeline (docs/original_behaviour.md#preprocessing), so it only needs checking when
+  the factor exceeds 32.
   """
   mode = config.data.resize_or_crop
   if 'crop' in mode.lower():
@@ -140,7 +141,7 @@ def config_errors(config: ml_collections.ConfigDict, num_devices: int | None = N
   if factor > 32:
     errors.append(
         f'model.generator.n_downsample_G: total downsampling {factor} exceeds 32, but the '
-        'pipeline rounds derived frame sides to multiples of 32 (spec 6.2)')
+        'pipeline rounds derived frame sides to multiples of 32')
   if g.fg:
     labels: Sequence[int] = tuple(g.fg_labels or ())
     _check(len(labels) > 0, 'model.generator.fg_labels',

@@ -1,4 +1,4 @@
-"""resize_or_crop params, flow transforms and clip sampling (spec 4.1, 6.2)."""
+"""resize_or_crop params, flow transforms and clip sampling."""
 
 import numpy as np
 from PIL import Image
