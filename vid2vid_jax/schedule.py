@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+MAX_CLIP_FRAMES = 128  # the original never reads clips longer than this
 
 @dataclasses.dataclass(frozen=True)
 class Schedule:
@@ -22,7 +23,9 @@ class Schedule:
       lr / 2, D at 2 lr, betas (0, 0.9)).
     niter, niter_decay: epochs at the base rate, then epochs of linear decay to 0.
     niter_step: epochs between doublings of the frames generated per clip.
-    n_frames_total: frames generated per clip in the first epochs (the data may cap it).
+    n_frames_total: frames generated per clip in the first epochs.
+    max_n_frames_total: the curriculum's cap, MAX_CLIP_FRAMES - (n_frames_G - 1) as the
+      original's (the data may cap it further, see `ClipPlan`).
     max_frames_backpropagate: cap of the gradient block length.
     niter_fix_global: epochs during which only the finest generator scale trains.
     decay_only_g_and_d: the original's temporal-D rate never decays (config.compat).
@@ -39,6 +42,7 @@ class Schedule:
   n_frames_total: int
   max_frames_backpropagate: int
   niter_fix_global: int
+  max_n_frames_total: int | None = None
   decay_only_g_and_d: bool = False
   frozen_global_after_fix: bool = False
   flow_head_lr_scale: float = 1.0
@@ -66,9 +70,10 @@ class Schedule:
     return {'g': g_d, 'd': g_d, 'd_t': (self.beta1, 0.999)}
 
   def n_frames_total_at(self, epoch: int) -> int:
-    """Frames to generate per clip during ``epoch``: doubles every niter_step epochs (the data
-    caps it at what its shortest video holds, see `ClipPlan`)."""
-    return self.n_frames_total * 2 ** (epoch // self.niter_step)
+    """Frames to generate per clip during ``epoch``: doubles every niter_step epochs up to
+    max_n_frames_total (the data caps it at what its shortest video holds, see `ClipPlan`)."""
+    n = self.n_frames_total * 2 ** (epoch // self.niter_step)
+    return n if self.max_n_frames_total is None else min(n, self.max_n_frames_total)
 
   def frames_backpropagate(self, epoch: int, frames_per_step: int) -> int:
     """Gradient block length: nfl // ceil(nfl / min(max_bp, 2**(epoch // niter_step), nfl))
@@ -94,6 +99,7 @@ def schedule_from_config(config: Any) -> Schedule:
       niter_step=t.niter_step, n_frames_total=config.data.n_frames_total,
       max_frames_backpropagate=t.max_frames_backpropagate,
       niter_fix_global=t.niter_fix_global,
+      max_n_frames_total=MAX_CLIP_FRAMES - (config.model.generator.n_frames_G - 1),
       decay_only_g_and_d=config.compat.decay_only_g_and_d,
       frozen_global_after_fix=config.compat.frozen_global_after_fix,
       flow_head_lr_scale=t.flow_head_lr_scale)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from configs import demo
 from input_pipeline import sampling
 from vid2vid_jax import schedule as schedule_lib
 
@@ -23,6 +24,11 @@ def test_schedule_matches_original():
                                        'd_t': pytest.approx(2e-4)}
   assert compat.betas() == {'g': (0.0, 0.9), 'd': (0.0, 0.9), 'd_t': (0.5, 0.999)}
   assert [s.n_frames_total_at(e) for e in (0, 4, 5, 10)] == [6, 6, 12, 24]
+  # The original caps the curriculum at 128 - (n_frames_G - 1) frames.
+  config = demo.get_config()
+  config.data.n_frames_total, config.train.niter_step = 12, 1
+  from_config = schedule_lib.schedule_from_config(config)
+  assert [from_config.n_frames_total_at(e) for e in (3, 4, 20)] == [96, 126, 126]
   # The original's n_frames_bp: nfl // ceil(nfl / min(max_bp, 2**(epoch // niter_step), nfl)).
   assert [s.frames_backpropagate(e, 2) for e in (0, 5, 10)] == [1, 2, 2]
   assert [s.frames_backpropagate(e, 6) for e in (0, 5, 10, 15)] == [1, 2, 3, 3]
