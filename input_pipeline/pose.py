@@ -99,8 +99,8 @@ def _person_map(person: dict[str, np.ndarray], height: int, width: int,
     head = list(kp.HEAD_POINTS)
     head_jitter = 5 * rng.standard_normal((len(head), 2))
     face_shift = np.array([2 * rng.standard_normal(), 2 * rng.standard_normal()])
-    # The original also moves undetected (0, 0) points, which then pass the x != 0 test and
-    # draw lines to near the origin; we move detected points only unless asked not to.
+    # Undetected points stay at (0, 0), i.e. missing, unless jitter_missing_points: moved, they
+    # pass the x != 0 test and draw lines to near the origin (the original's bug).
     body_moves = np.ones((len(head), 1)) if jitter_missing_points else body[head, :1] != 0
     face_moves = np.ones((len(face), 1)) if jitter_missing_points else face[:, :1] != 0
     body[head] += head_jitter * body_moves
@@ -108,7 +108,7 @@ def _person_map(person: dict[str, np.ndarray], height: int, width: int,
   canvas = np.zeros((height, width, 3), np.uint8)
   limbs = kp.BODY_LIMBS if basic_point_only else kp.HEAD_LIMBS + kp.BODY_LIMBS
   for pair, colour in limbs:
-    if keep():  # drawn for every limb, missing or not
+    if keep():  # one draw per limb, missing or not
       _draw(canvas, body, pair, bw=3, colour=colour)
   if not basic_point_only:
     for points in hands:
