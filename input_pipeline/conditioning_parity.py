@@ -130,15 +130,6 @@ def _config(case_dir: pathlib.Path, options: dict[str, Any], meta: dict[str, Any
   return config
 
 
-def _domain(plan: pipeline.Plan, config):
-  domain = plan.domain
-  if isinstance(domain, pose.PoseDomain):
-    # The pipeline's builder may not pass this flag yet; what the flag selects is set here.
-    domain = dataclasses.replace(
-        domain, jitter_missing_points=bool(config.compat.pose_jitter_missing_points))
-  return domain
-
-
 def _sequence(plan: pipeline.Plan, a_path: str) -> layouts.Sequence:
   """The video of the original's returned A_path (``raw/{phase}_{stream}/<video>/<file>``)."""
   name = str(pathlib.PurePosixPath(*pathlib.PurePosixPath(a_path).parts[2:-1]))
@@ -163,7 +154,7 @@ def _item(domain, seq: layouts.Sequence, video_params: dict[str, int], params,
   features = {key: tf.convert_to_tensor(np.stack([f[key] for f in frames])) for key in frames[0]}
   features['seq_index'] = tf.constant(0, tf.int32)
   features['frame_index'] = tf.constant(frame_ids, tf.int32)
-  out = pipeline._finalize(domain, features)  # pylint: disable=protected-access
+  out = pipeline.finalize(domain, features)
   item = {'A': _frames_on_channels(out['cond'].numpy()),
           'B': _frames_on_channels(out['image'].numpy())}
   if 'inst' in out:
@@ -239,9 +230,9 @@ def compare_case(case_dir: pathlib.Path) -> list[Row]:
     raise ValueError(f'{case_dir / "opt.txt"}: dataset_mode {mode!r}, expected face or pose')
   train = bool(options.get('isTrain', True))
   config = _config(case_dir, options, meta)
-  plan = pipeline._plan_from_config(  # pylint: disable=protected-access
+  plan = pipeline.plan_from_config(
       config, 'train' if train else 'test', None, 0, 0, 1)
-  domain = _domain(plan, config)
+  domain = plan.domain
   seq = _sequence(plan, meta['A_path'])
   rows = []
   items = [('', meta)] + [('_' + key, meta[key]) for key in sorted(meta) if key.startswith('item')]

@@ -1,6 +1,6 @@
 """tf.data pipelines for street, video (image-conditioned), face and pose videos, and the streaming test-sequence reader.
 
-``_plan_from_config`` is the only function here that reads the config; everything else takes
+``plan_from_config`` is the only function here that reads the config; everything else takes
 explicit values. Clips are decoded by NumPy/cv2 (``layouts`` readers, per-domain builders) inside
 ``tf.numpy_function`` with ``num_parallel_calls`` workers and deterministic ordering, batched, then
 finished in TensorFlow (one-hot labels, scaling to [-1, 1]) and prefetched.
@@ -117,7 +117,7 @@ def load_clip(plan: Plan, position: int) -> dict[str, np.ndarray]:
   return out
 
 
-def _finalize(domain: Domain, features: dict[str, tf.Tensor]) -> dict[str, Any]:
+def finalize(domain: Domain, features: dict[str, tf.Tensor]) -> dict[str, Any]:
   features = domain.finalize(features)
   out = {'cond': features['cond']}
   if 'image' in features:
@@ -223,7 +223,7 @@ class ClipIterator:
 
     ds = elements.map(load, num_parallel_calls=plan.num_parallel_calls, deterministic=True)
     ds = ds.batch(b, drop_remainder=plan.train)
-    ds = ds.map(lambda f: _finalize(plan.domain, f), num_parallel_calls=plan.num_parallel_calls,
+    ds = ds.map(lambda f: finalize(plan.domain, f), num_parallel_calls=plan.num_parallel_calls,
                 deterministic=True)
     # Parallelism and prefetch are fixed, so autotuning has nothing to tune; its model thread
     # also blocks the iterator's destruction (up to ~1 min at process exit after a long run).
@@ -269,7 +269,7 @@ def _flow_dir_for_phase(flow_dir: str, train_phase: str, phase: str) -> str:
   return ''
 
 
-def _plan_from_config(config, split: str, n_frames_total: Optional[int], seed: Optional[int],
+def plan_from_config(config, split: str, n_frames_total: Optional[int], seed: Optional[int],
                       process_index: Optional[int], process_count: Optional[int],
                       random: Optional[bool] = None) -> Plan:
   """Maps ``config`` to a Plan: the only function of input_pipeline that reads the config.
@@ -296,7 +296,9 @@ def _plan_from_config(config, split: str, n_frames_total: Optional[int], seed: O
                              openpose_only=data.pose.openpose_only,
                              remove_face_labels=data.pose.remove_face_labels,
                              random_drop_prob=data.pose.random_drop_prob if train else 0.0,
-                             basic_point_only=data.pose.basic_point_only, **spatial)
+                             basic_point_only=data.pose.basic_point_only,
+                             jitter_missing_points=config.compat.pose_jitter_missing_points,
+                             **spatial)
   else:
     raise ValueError(f"data.layout must be 'street', 'video', 'face' or 'pose'; got {layout!r}")
   image_dir = layouts.stream_dir(data.root, layout, phase, 'image')
@@ -366,7 +368,7 @@ def create_dataset(config, *, split: str = 'train', n_frames_total: Optional[int
   Raises:
     ValueError: dataset problems (listing each file and what was expected), bad options.
   """
-  plan = _plan_from_config(config, split, n_frames_total, seed, process_index, process_count)
+  plan = plan_from_config(config, split, n_frames_total, seed, process_index, process_count)
   logging.info('%s %s pipeline: %d videos, clips of %d frames, %d clips per host batch',
                plan.domain.name, split, len(plan.sequences), plan.sampler.clip_len,
                plan.local_batch)
@@ -387,7 +389,7 @@ def _stream_frames(plan: Plan, seq: layouts.Sequence) -> Iterator[dict[str, Any]
     frame['seq_index'] = np.zeros((1,), np.int32)
     frame['frame_index'] = np.full((1,), t, np.int32)
     frame = {k: tf.convert_to_tensor(v) for k, v in frame.items()}
-    out = tf.nest.map_structure(lambda x: x.numpy()[0], _finalize(domain, frame))
+    out = tf.nest.map_structure(lambda x: x.numpy()[0], finalize(domain, frame))
     out.pop('meta')
     out['frame_index'] = t
     out['path'] = seq.files[_size_stream(domain)][t]
@@ -408,6 +410,6 @@ def iterate_test_sequences(config, split: str = 'test'
     [H, W, 2] and 'conf_gt' [H, W, 1] with a flow_dir (zero for frame 0), 'frame_index': int,
     'path': the frame's source file}.
   """
-  plan = _plan_from_config(config, split, 10 ** 9, None, 0, 1, random=False)
+  plan = plan_from_config(config, split, 10 ** 9, None, 0, 1, random=False)
   for seq in plan.sequences:
     yield seq.name, _stream_frames(plan, seq)

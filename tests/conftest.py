@@ -42,6 +42,12 @@ def training_fixtures() -> pathlib.Path:
 
 
 @pytest.fixture(scope='session')
+def conditioning_fixtures() -> pathlib.Path:
+  """../shared/fixtures/conditioning_reference: the original face / pose loaders' outputs."""
+  return _fixture_dir('conditioning_reference')
+
+
+@pytest.fixture(scope='session')
 def repo_root() -> pathlib.Path:
   return REPO_ROOT
 

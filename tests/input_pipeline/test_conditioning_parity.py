@@ -1,9 +1,6 @@
 """Face and pose conditioning against the original's loaders (conditioning_reference fixtures), and
 the original's drawing behaviours on small hand-made inputs."""
 
-import os
-import pathlib
-
 import numpy as np
 import pytest
 
@@ -12,24 +9,6 @@ from input_pipeline import drawing
 from input_pipeline import face
 from input_pipeline import keypoints as kp
 from input_pipeline import pose
-
-# ../shared/fixtures next to the checkout; V2V_FIXTURES overrides (tests/conftest.py's rule).
-_FIXTURES_ROOT = pathlib.Path(os.environ.get(
-    'V2V_FIXTURES', pathlib.Path(__file__).resolve().parents[3] / 'shared' / 'fixtures'))
-
-
-@pytest.fixture(scope='module')
-def conditioning_fixtures() -> pathlib.Path:
-  """../shared/fixtures/conditioning_reference: skipped if absent, a failure in CI."""
-  path = _FIXTURES_ROOT / 'conditioning_reference'
-  if not path.is_dir():
-    message = (f'reference fixtures not found at {path} (set V2V_FIXTURES or check out '
-               '../shared next to the repository)')
-    if os.environ.get('V2V_REQUIRE_FIXTURES') == '1':
-      pytest.fail(message)
-    pytest.skip(message)
-  return path
-
 
 def test_every_case_matches_the_original(conditioning_fixtures):
   cases = conditioning_parity.find_cases(conditioning_fixtures)
