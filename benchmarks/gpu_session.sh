@@ -28,8 +28,8 @@ for section in "$@"; do
   echo "=== $section"
   case $section in
     parity)
-      python3 -m vid2vid_jax.tools.parity .fx/vid2vid_reference 2>&1 | tee "$OUT/parity.log" | tail -90
-      [ -d .fx/flownet2_reference ] && python3 -m flow.parity .fx/flownet2_reference 2>&1 | tail -30 ;;
+      python3 -m vid2vid_jax.tools.network_parity .fx/vid2vid_reference 2>&1 | tee "$OUT/parity.log" | tail -90
+      [ -d .fx/flownet2_reference ] && python3 -m flow.flownet2_parity .fx/flownet2_reference 2>&1 | tail -30 ;;
     generator)
       for size in ${SIZES:-512x256 1024x512}; do
         for dtype in float32 bfloat16; do gen_pair $size ${NGF:-64} $dtype; done

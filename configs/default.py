@@ -154,7 +154,7 @@ def get_config() -> ml_collections.ConfigDict:
   # ---------------------------------------------------------------- flow
   flow = config.flow = ml_collections.ConfigDict()
   flow.source = 'flownet2'  # flownet2 (on device) | dataset (data.flow_dir) | none.
-  flow.checkpoint = ''  # our FlowNet2 checkpoint (from ``python -m flow.import_torch``).
+  flow.checkpoint = ''  # our FlowNet2 checkpoint (from ``python -m flow.convert_flownet2``).
   flow.rgb_max = 1.0  # FlowNet2 input scaling, as vid2vid calls it (images in [-1, 1]).
   flow.div_flow = 20.0  # FlowNet2 output division.
 
@@ -198,7 +198,7 @@ def get_config() -> ml_collections.ConfigDict:
   # ---------------------------------------------------------------- eval / inference
   ev = config.eval = ml_collections.ConfigDict()
   ev.phase = 'test'  # folder prefix of the evaluated split (orig: --phase test).
-  ev.checkpoint = ''  # '' = the workdir's training checkpoints; else an import_torch checkpoint.
+  ev.checkpoint = ''  # '' = the workdir's training checkpoints; else a converted checkpoint.
   ev.checkpoint_step = -1  # -1 = latest (orig: --which_epoch latest).
   ev.chunk_frames = 8  # frames generated per compiled call (memory is independent of length).
   ev.first_frame_mode = ''  # '' = first_frame.mode; test scripts use single_g (orig: --use_single_G).

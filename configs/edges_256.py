@@ -12,7 +12,7 @@ Run:
 The original has no edges recipe; this is its temporal model with image inputs (label_nc 0,
 the original's default) at the face recipe's width. The generator's flow learns from the flows
 prepare wrote (flow.source 'dataset'; data.flow_dir follows data.root); with a FlowNet2
-checkpoint from ``python -m flow.import_torch`` set flow.source='flownet2' and flow.checkpoint
+checkpoint from ``python -m flow.convert_flownet2`` set flow.source='flownet2' and flow.checkpoint
 instead. VGG needs the torchvision weights (loss.vgg_weights); without them set
 loss.use_vgg=False.
 """

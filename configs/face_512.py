@@ -18,8 +18,8 @@ def get_config():
   config.train.niter = 20
   config.train.niter_decay = 20
   # The original's face test scripts (--use_single_G) start every video with its face
-  # first-frame model, edge2face_single: after importing that folder
-  # (python -m vid2vid_jax.tools.import_torch --ckpt_dir checkpoints/edge2face_single ...), run
+  # first-frame model, edge2face_single: after importing that folder (python -m
+  # vid2vid_jax.tools.convert_checkpoint --ckpt_dir checkpoints/edge2face_single ...), run
   # eval with --config.eval.first_frame_mode=single_g --config.first_frame.checkpoint=<out>.
   first = config.first_frame
   first.net = 'global_with_features'

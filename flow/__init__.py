@@ -1,11 +1,11 @@
 """FlowNet2 in pure JAX/Flax (no custom CUDA ops). Never imports TensorFlow.
 
-  variables = flow.load_flownet2(config.flow.checkpoint)   # from `python -m flow.import_torch`
+  variables = flow.load_flownet2(config.flow.checkpoint)   # from `python -m flow.convert_flownet2`
   flow_ref, conf_ref = flow.compute_flow_and_conf(variables, real_b, real_b_prev)
 
 Modules: ``correlation`` (FlowNetC's correlation), ``layers`` (conv/deconv blocks, ChannelNorm,
 Resample2d, upsampling), ``networks`` (FlowNetC/S/SD/Fusion, FlowNet2), ``api`` (vid2vid's
-wrapper), ``import_torch`` (official checkpoint -> ours), ``checkpoint`` (save/load),
+wrapper), ``convert_flownet2`` (official checkpoint -> ours), ``checkpoint`` (save/load),
 ``weights`` (the fixtures' deterministic test weights), ``parity`` (stage-by-stage check).
 ``flow.correlation`` is the module; the layer is ``flow.correlation.correlation``.
 """

@@ -1,6 +1,6 @@
 """Saving and loading our FlowNet2 variables (an orbax checkpoint directory).
 
-``python -m flow.import_torch`` writes one; ``load_flownet2`` reads it back
+``python -m flow.convert_flownet2`` writes one; ``load_flownet2`` reads it back
 (``config.flow.checkpoint``). Orbax writes to a temporary directory and renames it when
 complete, so a crash never leaves a half-written checkpoint at the final path.
 """
@@ -29,7 +29,7 @@ def save_flownet2(variables: dict[str, Any], path: str, overwrite: bool = False)
 
 
 def load_flownet2(path: str) -> dict[str, Any]:
-  """Loads FlowNet2 variables written by ``save_flownet2`` / ``python -m flow.import_torch``.
+  """Loads FlowNet2 variables written by ``save_flownet2`` / ``python -m flow.convert_flownet2``.
 
   Args:
     path: the checkpoint directory.
@@ -42,13 +42,13 @@ def load_flownet2(path: str) -> dict[str, Any]:
     ValueError: no checkpoint at ``path``, or its tree/shapes differ from FlowNet2's (naming the
       parameter).
   """
-  from flow import import_torch  # pylint: disable=g-import-not-at-top  (import cycle)
+  from flow import convert_flownet2  # pylint: disable=g-import-not-at-top  (import cycle)
 
   path = os.path.abspath(path)
   if not os.path.isdir(path):
     raise ValueError(f'{path}: no FlowNet2 checkpoint directory (write one with '
-                     '`python -m flow.import_torch --pth ... --out ...`)')
-  abstract = import_torch.abstract_variables()
+                     '`python -m flow.convert_flownet2 --pth ... --out ...`)')
+  abstract = convert_flownet2.abstract_variables()
   with ocp.StandardCheckpointer() as ckptr:
     stored = ckptr.metadata(path)
     stored = getattr(stored, 'item_metadata', stored)

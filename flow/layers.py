@@ -1,7 +1,7 @@
 """FlowNet2 building blocks: conv / deconv blocks, ChannelNorm, Resample2d, upsampling.
 
 Everything is NHWC with HWIO kernels. The original (flownet2-pytorch) is NCHW with OIHW conv
-weights and (in, out, kh, kw) ConvTranspose weights; ``flow/import_torch.py`` owns that mapping.
+weights and (in, out, kh, kw) ConvTranspose weights; ``flow/convert_flownet2.py`` owns that mapping.
 
 Resample2d vs ``vid2vid_jax.warp.warp``: the CUDA Resample2d (kernel_size 1, bilinear) clamps the
 four tap *indices* to the image but computes the weights from the unclamped fractional position.

@@ -4,7 +4,7 @@ A port of flownet2-pytorch's ``models.FlowNet2(args, batchNorm=False, div_flow=2
 of the official ``FlowNet2_checkpoint.pth.tar``), NHWC with HWIO kernels. Submodule and layer
 names are the original's, so the parameter tree reads like its state_dict:
 ``flownetc.conv3_1.0.weight`` is ``params['flownetc']['conv3_1']['conv']['kernel']``
-(``flow/import_torch.py`` has the mapping). FlowNet2 works on sizes that are multiples of 64
+(``flow/convert_flownet2.py`` has the mapping). FlowNet2 works on sizes that are multiples of 64
 (``flow/api.py`` resizes as vid2vid does).
 
 Intermediate tensors are recorded with ``sow('intermediates', name, value)`` under the fixture's

@@ -2,7 +2,7 @@
 
 The fixtures were computed with made-up weights built from ``param_shapes.json`` (keys and
 shapes, in state_dict order) and a seed. This module rebuilds them bit for bit, in the
-original's (PyTorch) layout, so that ``flow.import_torch.state_dict_to_variables`` turns them
+original's (PyTorch) layout, so that ``flow.convert_flownet2.state_dict_to_variables`` turns them
 into our variables exactly as it would the official checkpoint.
 """
 
@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-from flow import import_torch
+from flow import convert_flownet2
 
 # Layers with no activation after them (gain 1 instead of sqrt(2)).
 _LINEAR_TOKENS = ('predict_flow', 'upsampled_flow', 'inter_conv')
@@ -131,7 +131,7 @@ def fixture_state_dict(fixture_dir: str, verify: bool = True) -> dict[str, np.nd
     verify: compare every tensor with the check values of ``param_shapes.json``.
 
   Returns:
-    {state_dict key: float32 array}, ready for ``flow.import_torch.state_dict_to_variables``.
+    {state_dict key: float32 array}, ready for ``flow.convert_flownet2.state_dict_to_variables``.
   """
   spec = read_param_shapes(fixture_dir)['params']
   state_dict = recipe_state_dict(spec, read_seed(fixture_dir))
@@ -150,6 +150,6 @@ def random_variables(seed: int = 0) -> dict:
   Returns:
     ``{'params': ...}`` of float32 numpy arrays.
   """
-  shapes = import_torch.expected_state_dict_shapes()
+  shapes = convert_flownet2.expected_state_dict_shapes()
   spec = [{'key': key, 'shape': list(shape)} for key, shape in shapes.items()]
-  return import_torch.state_dict_to_variables(recipe_state_dict(spec, seed))
+  return convert_flownet2.state_dict_to_variables(recipe_state_dict(spec, seed))

@@ -13,7 +13,7 @@ from configs import edges_256
 from configs import face_g1_256
 from input_pipeline import prepare
 from vid2vid_jax import checkpoint
-from vid2vid_jax import import_torch
+from vid2vid_jax import original_checkpoint
 from vid2vid_jax import inference
 from vid2vid_jax import train_lib
 from vid2vid_jax import video_io
@@ -114,7 +114,7 @@ def test_imported_label_nc0_checkpoint_evaluates_on_prepared_edges(vid2vid_fixtu
   case = vid2vid_fixtures / 'gen_edges_input_nc'
   for name in ('opt.txt', 'latest_net_G0.pth'):
     shutil.copy(case / name, tmp_path / name)
-  config, variables = import_torch.import_checkpoint_dir(tmp_path)
+  config, variables = original_checkpoint.import_checkpoint_dir(tmp_path)
   assert config.data.layout == 'video' and config.data.input_nc == 3
   path = checkpoint.save_variables(tmp_path / 'imported', variables, config)
   config.data.root = str(edges_root)

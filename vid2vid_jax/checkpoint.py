@@ -1,7 +1,7 @@
 """Orbax checkpoints of vid2vid-jax.
 
 ``save_variables`` / ``load_variables`` store a tree of network variables (e.g. what
-``import_torch`` returns: {'generator': {'params': ...}, ...}) together with the config as JSON,
+`original_checkpoint` returns: {'generator': {'params': ...}, ...}) together with the config as JSON,
 in one orbax checkpoint directory with two items, ``variables`` and ``config``. Orbax writes into
 a temporary directory and renames it when complete, so a crash never leaves a half-written
 checkpoint at ``path``.
@@ -160,7 +160,7 @@ def load_params(path: PathLike, part: str, *, step: int | None = None,
 
   Args:
     path: a training workdir (``{path}/checkpoints``) or a directory written by
-      `save_variables` (e.g. by vid2vid_jax.tools.import_torch).
+      `save_variables` (e.g. by vid2vid_jax.tools.convert_checkpoint).
     part: 'generator' (a workdir's EMA params where training kept them), 'first_frame_generator'
       (a workdir trained with train.target 'first_frame'), 'first_frame_encoder' and
       'first_frame_features' (imported face models: encoder params, and {instance id: [N,
@@ -190,7 +190,7 @@ def load_params(path: PathLike, part: str, *, step: int | None = None,
       tree = state['params']['g'] if part != 'train' else state['params']
     else:
       raise ValueError(f'{option}={path} is a training workdir; {part} comes from an imported '
-                       'checkpoint (vid2vid_jax.tools.import_torch)')
+                       'checkpoint (vid2vid_jax.tools.convert_checkpoint)')
     return jax.tree_util.tree_map(np.asarray, tree), step
   tree, _ = load_variables(source)
   if part == 'train':

@@ -407,9 +407,10 @@ def _fvd_report(features: Mapping[str, list[np.ndarray]], stride: int,
 
 
 def load_generator_params(config: Any, workdir: str | os.PathLike) -> tuple[Any, int | None]:
-  """(generator params, training step or None) for eval: config.eval.checkpoint (an
-  import_torch checkpoint or another training workdir) if set, else the workdir's training
-  checkpoint (config.eval.checkpoint_step, -1 = latest; the EMA params when training kept them)."""
+  """(generator params, training step or None) for eval: config.eval.checkpoint (a checkpoint
+  written by tools.convert_checkpoint, or another training workdir) if set, else the workdir's
+  training checkpoint (config.eval.checkpoint_step, -1 = latest; the EMA params when training
+  kept them)."""
   from vid2vid_jax import checkpoint  # pylint: disable=g-import-not-at-top
   step = None if config.eval.checkpoint_step < 0 else config.eval.checkpoint_step
   if config.eval.checkpoint:
@@ -544,7 +545,7 @@ def _first_frame_fn(config: Any) -> Callable[[list[Frame]], np.ndarray]:
   if not path:
     raise ValueError("first-frame mode 'single_g' needs config.first_frame.checkpoint: a "
                      "workdir trained with train.target='first_frame', or an imported "
-                     'single-image generator (vid2vid_jax.tools.import_torch)')
+                     'single-image generator (vid2vid_jax.tools.convert_checkpoint)')
   load = functools.partial(checkpoint.load_params, path, option='first_frame.checkpoint')
   params = jax.tree_util.tree_map(jnp.asarray, load('first_frame_generator')[0])
   model = builders.first_frame_generator_from_config(config)

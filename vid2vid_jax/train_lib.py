@@ -57,8 +57,9 @@ def load_frozen(config: Any) -> dict[str, Any]:
   if config.flow.source == 'flownet2':
     if not config.flow.checkpoint:
       raise ValueError('flow.source is "flownet2" but flow.checkpoint is empty: convert the '
-                       'official FlowNet2_checkpoint.pth.tar with `python -m flow.import_torch` '
-                       'and set config.flow.checkpoint, or use flow.source="dataset"')
+                       'official FlowNet2_checkpoint.pth.tar with `python -m '
+                       'flow.convert_flownet2` and set config.flow.checkpoint, or use '
+                       'flow.source="dataset"')
     from flow import checkpoint as flow_checkpoint  # pylint: disable=g-import-not-at-top
     frozen['flownet'] = flow_checkpoint.load_flownet2(config.flow.checkpoint)
   return frozen
@@ -77,7 +78,7 @@ def init_from(params: dict[str, Any], path: str) -> dict[str, Any]:
 
   Grows a model coarse-to-fine: the coarser scales of a lower-resolution model keep their
   weights, new scales and mismatched tensors keep their random init (as the original's partial
-  loading). Accepts a training workdir or a checkpoint written by ``import_torch``.
+  loading). Accepts a training workdir or a checkpoint written by ``convert_checkpoint``.
   """
   other, _ = checkpoint.load_params(path, 'train', option='train.init_from')
   flat_other = flax.traverse_util.flatten_dict(other, sep='/')
@@ -351,5 +352,5 @@ def _first_frame_checkpoint(config: Any) -> str:
   if not path:
     raise ValueError("first-frame mode 'single_g' needs config.first_frame.checkpoint: a "
                      "workdir trained with train.target='first_frame', or an imported "
-                     'single-image generator (vid2vid_jax.tools.import_torch)')
+                     'single-image generator (vid2vid_jax.tools.convert_checkpoint)')
   return path

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from flow import import_torch
+from flow import convert_flownet2
 from flow import weights
 
 
@@ -17,4 +17,4 @@ def flownet2_state_dict(flownet2_fixtures) -> dict[str, np.ndarray]:
 @pytest.fixture(scope='session')
 def flownet2_variables(flownet2_state_dict) -> dict:
   """Our FlowNet2 variables for those weights, on the default device."""
-  return jax.device_put(import_torch.state_dict_to_variables(flownet2_state_dict))
+  return jax.device_put(convert_flownet2.state_dict_to_variables(flownet2_state_dict))

@@ -13,8 +13,8 @@ import pytest
 
 import flow
 from flow import api
-from flow import import_torch
-from flow import parity
+from flow import convert_flownet2
+from flow import flownet2_parity
 
 
 def _failures(rows):
@@ -23,9 +23,9 @@ def _failures(rows):
 
 def test_param_tree_matches_the_original_state_dict(flownet2_fixtures):
   spec = json.loads((flownet2_fixtures / 'param_shapes.json').read_text())['params']
-  expected = import_torch.expected_state_dict_shapes()
+  expected = convert_flownet2.expected_state_dict_shapes()
   assert {p['key']: tuple(p['shape']) for p in spec} == expected
-  params = import_torch.abstract_variables()['params']
+  params = convert_flownet2.abstract_variables()['params']
   assert sorted(params) == ['flownetc', 'flownetfusion', 'flownets_1', 'flownets_2', 'flownets_d']
   # FlowNetS's flow upsamplers have no bias; FlowNetC's do.
   assert set(params['flownets_1']['upsampled_flow6_to_5']) == {'kernel'}
@@ -38,7 +38,8 @@ def test_param_tree_matches_the_original_state_dict(flownet2_fixtures):
 @pytest.mark.parametrize('case', ['case_0', 'case_1'])
 def test_every_stage_matches_the_fixture(flownet2_fixtures, flownet2_variables, case):
   """Every stored stage within 1e-3 std, the final flow within 1e-3 px (observed ~6e-5 px)."""
-  rows = parity.check_case(str(flownet2_fixtures / f'{case}_io.npz'), flownet2_variables, seed=1)
+  rows = flownet2_parity.check_case(str(flownet2_fixtures / f'{case}_io.npz'),
+                                    flownet2_variables, seed=1)
   assert len(rows) >= 25
   assert not _failures(rows)
   final = [r for r in rows if r.stage == f'{case}/flow']
@@ -48,7 +49,7 @@ def test_every_stage_matches_the_fixture(flownet2_fixtures, flownet2_variables, 
 
 
 def test_vid2vid_wrapper_matches_the_fixture(flownet2_fixtures, flownet2_variables):
-  rows = parity.check_wrapper(str(flownet2_fixtures / 'vid2vid_wrapper_io.npz'),
+  rows = flownet2_parity.check_wrapper(str(flownet2_fixtures / 'vid2vid_wrapper_io.npz'),
                               flownet2_variables)
   stages = {r.stage for r in rows}
   assert {'wrapper/resize_flow', 'wrapper/resize_conf', 'wrapper/noresize_flow',
@@ -93,7 +94,8 @@ def test_flownet2_rejects_bad_shapes():
 
 
 def test_no_tensorflow_import():
-  code = 'import sys, flow, flow.parity, flow.import_torch; assert "tensorflow" not in sys.modules'
+  code = ('import sys, flow, flow.flownet2_parity, flow.convert_flownet2; '
+          'assert "tensorflow" not in sys.modules')
   subprocess.run([sys.executable, '-c', code], check=True, timeout=120)
 
 
@@ -130,7 +132,7 @@ def test_jit_flownet2_1024x512_on_cpu_within_24_gib(tmp_path):
 @pytest.mark.slow
 def test_parity_cli_float64(flownet2_fixtures):
   """The float64 run matches the float64 references to ~1e-14 relative (bound 1e-8)."""
-  proc = subprocess.run([sys.executable, '-m', 'flow.parity', str(flownet2_fixtures),
+  proc = subprocess.run([sys.executable, '-m', 'flow.flownet2_parity', str(flownet2_fixtures),
                          '--float64'], capture_output=True, text=True, timeout=900, check=False)
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
   assert 'vs float64 ref' in proc.stdout

@@ -8,8 +8,8 @@ README): opt.txt, the initial ``latest_net_*.pth``, ``vgg19.pth``, inputs.npz, o
 losses.json. For every case the tool
 
   * builds the config from opt.txt and the networks from the ``.pth`` files through our importer
-    (`import_torch`, `vgg.load_vgg19_weights`), and sets the ``config.compat`` options that give
-    the original's training behaviour (`parity_config`, docs/training_parity.md);
+    (`original_checkpoint`, `vgg.load_vgg19_weights`), and sets the ``config.compat`` options that
+    give the original's training behaviour (`parity_config`, docs/training_parity.md);
   * feeds every recorded inner pass ``step{k}`` as one chunk to our own jitted `train_step`
     (no re-implementation), carrying our `SequenceState` from pass to pass as training does.
     Label maps are encoded by our input pipeline's street domain (one-hot + instance edges).
@@ -78,7 +78,7 @@ import numpy as np
 import optax
 
 from vid2vid_jax import checkpoint
-from vid2vid_jax import import_torch
+from vid2vid_jax import original_checkpoint
 from vid2vid_jax import losses as losses_lib
 from vid2vid_jax import schedule as schedule_lib
 from vid2vid_jax import steps
@@ -175,11 +175,11 @@ def parity_config(case_dir: pathlib.Path) -> tuple[Any, dict[str, Any]]:
   """Config and imported variables of a case, with the original's training behaviour.
 
   Returns:
-    (config, variables) as `import_torch.import_checkpoint_dir`, with the compat options of
+    (config, variables) as `original_checkpoint.import_checkpoint_dir`, with the compat options of
     docs/training_parity.md set, our extra loss terms off, the dataset flow source and the
     case's vgg19.pth.
   """
-  config, variables = import_torch.import_checkpoint_dir(case_dir)
+  config, variables = original_checkpoint.import_checkpoint_dir(case_dir)
   for name, value in config.compat.items():  # True restores the original's behaviour
     if isinstance(value, bool):
       config.compat[name] = True
@@ -215,7 +215,7 @@ def _pre_norm_biases(case_dir: pathlib.Path, tags: Sequence[str]) -> set[tuple[s
   statistics (batch norm, and instance norm with track_running_stats, as the original builds)."""
   out = set()
   for tag in tags:
-    keys = import_torch.read_state_dict(case_dir / f'latest_net_{tag}.pth')
+    keys = original_checkpoint.read_state_dict(case_dir / f'latest_net_{tag}.pth')
     for key in keys:
       m = re.fullmatch(r'(.*)\.(\d+)\.bias', key)
       if m and f'{m.group(1)}.{int(m.group(2)) + 1}.running_mean' in keys:
@@ -392,7 +392,8 @@ def simulate(case: Case) -> list[PassResult]:
     raise ValueError('the imported networks do not form the params tree of the config')
   txs = train_state.make_optimizers(schedule, params)
   state = train_state.TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                               opt_state={k: txs[k].init(train_state.group_params(params, k)) for k in txs})
+                               opt_state={k: txs[k].init(train_state.group_params(params, k))
+                                          for k in txs})
   frozen = {'vgg': None, 'flownet': None, 'first_frame': None}
   if weights.use_vgg:
     frozen['vgg'] = jax.tree_util.tree_map(jnp.asarray,
@@ -470,7 +471,7 @@ def compare(case: Case, passes: Sequence[PassResult], rtol: float = DEFAULT_RTOL
   """
   out = case.outputs
   config = case.config
-  names = import_torch.parameter_names(config)
+  names = original_checkpoint.parameter_names(config)
   pre_norm = _pre_norm_biases(case.path, sorted(names))
   n_temporal = config.model.discriminator.n_scales_temporal
   rates = schedule_lib.schedule_from_config(config).learning_rates(0)
@@ -584,7 +585,8 @@ def _update_rows(case: Case, step: str, names, pre_norm, res: PassResult, rates,
       if after_key in out and not noise:
         grad = None if grads is None else _leaf(_tag_in_group(grads, tag), path)
         row, n = _after_row(case.name, step, f'after/{tag}/{key}', before, after,
-                            import_torch.tensor_to_ours(out[after_key], layout), grad, rate, rtol)
+                            original_checkpoint.tensor_to_ours(out[after_key], layout), grad,
+                            rate, rtol)
         rows.append((row, group))
         n_sign += n
       if noise and res.first_step[group]:

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vid2vid_jax import import_torch
+from vid2vid_jax import original_checkpoint
 from vid2vid_jax.models import builders
 from vid2vid_jax.models import first_frame
 
@@ -34,10 +34,10 @@ def test_local_enhancer_layout_and_range():
 @pytest.mark.parametrize('case', ['single_global', 'single_local'])
 def test_fixture_parity_from_npz_weights(vid2vid_fixtures, case):
   case_dir = vid2vid_fixtures / case
-  options = import_torch.read_opt_txt(case_dir / 'opt.txt')
+  options = original_checkpoint.read_opt_txt(case_dir / 'opt.txt')
   options['netG'] = case.split('_')[1]
-  config, variables = import_torch.import_state_dicts(
-      {'G': import_torch.read_state_dict(case_dir / 'latest_net_G_weights.npz')}, options)
+  config, variables = original_checkpoint.import_state_dicts(
+      {'G': original_checkpoint.read_state_dict(case_dir / 'latest_net_G_weights.npz')}, options)
   with np.load(case_dir / 'io.npz') as io:
     x, ref = np.moveaxis(io['input'], 1, -1), np.moveaxis(io['output'], 1, -1)
   out = builders.first_frame_generator_from_config(config).apply(

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from vid2vid_jax import import_torch
+from vid2vid_jax import original_checkpoint
 from vid2vid_jax.models import builders
 from vid2vid_jax.models import first_frame
 
@@ -211,7 +211,7 @@ def _run_generator(net, config, x, z):
   """(ours, reference) NHWC outputs of the torch net and of our imported module."""
   with torch.no_grad():
     ref = _nhwc(net(_nchw(x), _nchw(z)))
-  variables = import_torch.first_frame_variables(_state_dict(net), config)
+  variables = original_checkpoint.first_frame_variables(_state_dict(net), config)
   model = builders.first_frame_generator_from_config(config)
   out = np.asarray(jax.jit(model.apply)(variables, x, z))
   assert out.shape == ref.shape
@@ -280,16 +280,16 @@ def test_wide_networks_import(net):
   if net == 'global_with_features':
     sd = _meta_state_dict(lambda: TorchGlobalWithZ(4, 3, 3, 128, 4, 1, norm))
     assert sd['model_upsample.0.weight'].shape == (1030, 1024, 3, 3)
-    variables = import_torch.first_frame_variables(sd, config)
+    variables = original_checkpoint.first_frame_variables(sd, config)
   elif net == 'local_with_features':
     sd = _meta_state_dict(lambda: TorchLocalWithZ(4, 3, 3, 64, 4, 1, 1, 1, norm))
     assert sd['model_resnet.0.conv_block.1.weight'].shape == (1027, 1027, 3, 3)
     config.first_frame.ngf = 64
-    variables = import_torch.first_frame_variables(sd, config)
+    variables = original_checkpoint.first_frame_variables(sd, config)
   else:
     sd = _meta_state_dict(lambda: TorchEncoder(3, 3, 128, 4, norm))
     assert sd['model.13.weight'].shape == (2048, 1024, 3, 3)
-    variables = import_torch.feature_encoder_variables(sd, config)
+    variables = original_checkpoint.feature_encoder_variables(sd, config)
   sizes = [v.size for v in jax.tree_util.tree_leaves(variables)]
   assert len(sizes) == sum(1 for k in sd if k.endswith(('weight', 'bias')))
   assert sum(sizes) == sum(v.size for k, v in sd.items() if k.endswith(('weight', 'bias')))
@@ -308,7 +308,7 @@ def test_feature_encoder_matches_torch(norm):
   inst = _inst_maps(4, 16)
   with torch.no_grad():
     ref = _nhwc(net(_nchw(image), torch.from_numpy(inst[:, None].astype(np.int64))))
-  variables = import_torch.feature_encoder_variables(_state_dict(net), config)
+  variables = original_checkpoint.feature_encoder_variables(_state_dict(net), config)
   model = builders.feature_encoder_from_config(config)
   out = np.asarray(jax.jit(model.apply)(variables, image, inst))
   assert out.shape == (2, 16, 16, feat_num)
@@ -454,11 +454,11 @@ def test_importer_accepts_complete_and_rejects_missing_keys(case):
   make, importer, key = _IMPORT_CASES[case]
   net, config = make()
   state_dict = _state_dict(net)
-  getattr(import_torch, importer)(state_dict, config)  # complete: no error
+  getattr(original_checkpoint, importer)(state_dict, config)  # complete: no error
   assert key in state_dict
   del state_dict[key]
   with pytest.raises(ValueError, match=re.escape(key)):
-    getattr(import_torch, importer)(state_dict, config)
+    getattr(original_checkpoint, importer)(state_dict, config)
 
 
 @pytest.mark.parametrize('case', sorted(_IMPORT_CASES))
@@ -467,7 +467,7 @@ def test_importer_rejects_wrong_feature_channels(case):
   make, importer, _ = _IMPORT_CASES[case]
   net, config = make(4)
   with pytest.raises(ValueError, match=r"key 'model"):  # names the offending key
-    getattr(import_torch, importer)(_state_dict(net), config)
+    getattr(original_checkpoint, importer)(_state_dict(net), config)
 
 
 # ---------------------------------------------------------------- the whole face first frame
@@ -504,7 +504,7 @@ def test_face_folder_imports_and_eval_reproduces_the_original_chain(tmp_path):
   np.save(folder / 'features.npy', bank, allow_pickle=True)
   out_dir = tmp_path / 'ckpt'
   result = subprocess.run(
-      [sys.executable, '-m', 'vid2vid_jax.tools.import_torch', f'--ckpt_dir={folder}',
+      [sys.executable, '-m', 'vid2vid_jax.tools.convert_checkpoint', f'--ckpt_dir={folder}',
        f'--out={out_dir}'], capture_output=True, text=True, timeout=300, check=False)
   assert result.returncode == 0, result.stderr[-2000:]
 
@@ -528,7 +528,7 @@ def test_face_folder_imports_and_eval_reproduces_the_original_chain(tmp_path):
 def test_parity_tool_runs_a_feature_conditioned_single_image_case(tmp_path):
   """A generator_single_image case with netG global_with_features: input + feat -> output."""
   import json  # pylint: disable=g-import-not-at-top
-  from vid2vid_jax.tools import parity  # pylint: disable=g-import-not-at-top
+  from vid2vid_jax.tools import network_parity  # pylint: disable=g-import-not-at-top
   torch.manual_seed(21)
   net = _prepare(TorchGlobalWithZ(4, 3, 3, ngf=4, n_down=2, n_blocks=1,
                                   norm=_norm_layer('instance')))
@@ -543,9 +543,9 @@ def test_parity_tool_runs_a_feature_conditioned_single_image_case(tmp_path):
   np.savez(case_dir / 'io.npz', **io)
   case = {'name': 'single_z', 'kind': 'generator_single_image', 'dir': 'single_z'}
   (tmp_path / 'manifest.json').write_text(json.dumps({'cases': [case]}))
-  rows = parity.run_parity(tmp_path)
+  rows = network_parity.run_parity(tmp_path)
   assert [r.output for r in rows] == ['output'] and rows[0].passed, rows
   del io['feat']
   np.savez(case_dir / 'io.npz', **io)
-  (row,) = parity.run_parity(tmp_path)
+  (row,) = network_parity.run_parity(tmp_path)
   assert not row.passed and 'feat' in row.note, row

@@ -1,6 +1,6 @@
 """Sequential generator: shapes, param layout, flags, gradients, bfloat16 path.
 
-Parity with the original's outputs is tested through the importer in test_import_torch.py and
+Parity with the original's outputs is tested through the importer in test_original_checkpoint.py and
 tools/test_parity.py.
 """
 

@@ -1,7 +1,7 @@
 """Stage-by-stage parity of our FlowNet2 with the original, on a folder of reference fixtures.
 
-  python -m flow.parity ../shared/fixtures/flownet2_reference [--only case_1,correlation]
-  python -m flow.parity DIR --float64     # semantics check against the float64 references
+  python -m flow.flownet2_parity ../shared/fixtures/flownet2_reference [--only case_1,correlation]
+  python -m flow.flownet2_parity DIR --float64     # semantics check against the float64 references
 
 The folder has the layout of ``fixtures/flownet2_reference`` (see its README): the weights are
 rebuilt from ``param_shapes.json`` + ``weights_recipe.md`` (any seed), every ``case_*_io.npz``
@@ -38,7 +38,7 @@ import numpy as np
 
 from flow import api
 from flow import correlation as correlation_lib
-from flow import import_torch
+from flow import convert_flownet2
 from flow import layers
 from flow import networks
 from flow import weights as weights_lib
@@ -326,7 +326,7 @@ def run_parity(fixture_dir: str, only: Iterable[str] | None = None, float64: boo
       rows.append(Row('weights/recipe_checks', float('nan'), float('nan'), 'bit-exact', False,
                       str(e)))
       return rows, False
-    variables = import_torch.state_dict_to_variables(state_dict)
+    variables = convert_flownet2.state_dict_to_variables(state_dict)
     del state_dict
     dtype = jnp.float64 if float64 else jnp.float32
     variables = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype), variables)
@@ -360,7 +360,7 @@ def format_table(rows: Sequence[Row]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
   """CLI entry point; returns the exit status."""
-  parser = argparse.ArgumentParser(prog='python -m flow.parity', description=__doc__,
+  parser = argparse.ArgumentParser(prog='python -m flow.flownet2_parity', description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('fixture_dir', help='folder in the flownet2_reference format')
   parser.add_argument('--only', default='',

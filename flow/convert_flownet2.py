@@ -1,6 +1,6 @@
 """Import the official ``FlowNet2_checkpoint.pth.tar`` into our FlowNet2 variables.
 
-  python -m flow.import_torch --pth FlowNet2_checkpoint.pth.tar --out /path/flownet2_ckpt
+  python -m flow.convert_flownet2 --pth FlowNet2_checkpoint.pth.tar --out /path/flownet2_ckpt
 
 The checkpoint is ``{'epoch', 'state_dict', 'best_EPE'}`` in PyTorch's legacy (pre-zip) format;
 it is read with ``vid2vid_jax.pth`` (torch-free, never unpickles arbitrary code). The output is
@@ -154,7 +154,7 @@ def import_checkpoint(pth_path: str, out_path: str, overwrite: bool = False) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog='python -m flow.import_torch', description=__doc__,
+  parser = argparse.ArgumentParser(prog='python -m flow.convert_flownet2', description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--pth', required=True, help='FlowNet2_checkpoint.pth.tar')
   parser.add_argument('--out', required=True, help='output checkpoint directory')
@@ -163,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   try:
     variables = import_checkpoint(args.pth, args.out, overwrite=args.overwrite)
   except (OSError, ValueError) as e:
-    sys.stderr.write(f'flow.import_torch: {e}\n')
+    sys.stderr.write(f'flow.convert_flownet2: {e}\n')
     return 1
   leaves = jax.tree_util.tree_leaves(variables)
   count = sum(int(np.prod(x.shape)) for x in leaves)

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from flow import parity
+from flow import flownet2_parity
 from flow import weights
 
 
@@ -35,7 +35,7 @@ def reuse_weights(monkeypatch, flownet2_state_dict):
 
 
 def test_cli_passes_on_the_fixture_folder(flownet2_fixtures, reuse_weights, capsys):
-  assert parity.main([str(flownet2_fixtures)]) == 0
+  assert flownet2_parity.main([str(flownet2_fixtures)]) == 0
   out = capsys.readouterr().out
   lines = out.strip().splitlines()
   assert lines[-1].startswith('PASS: ') and 'FAIL' not in out
@@ -49,7 +49,7 @@ def test_cli_fails_on_a_corrupted_stage(flownet2_fixtures, reuse_weights, tmp_pa
   fixtures = _copy(flownet2_fixtures, tmp_path)
   _perturb(fixtures / 'case_1_io.npz', 'flownets1_flow2', 0.01)  # 0.03 std at one pixel
   _perturb(fixtures / 'correlation_io.npz', 'output', 1e-4)
-  assert parity.main([str(fixtures), '--only', 'correlation,case_1']) == 1
+  assert flownet2_parity.main([str(fixtures), '--only', 'correlation,case_1']) == 1
   out = capsys.readouterr().out
   failed = [line.split()[0] for line in out.splitlines() if ' FAIL' in line]
   assert failed == ['correlation/output', 'case_1/flownets1_flow2'], out
@@ -57,7 +57,7 @@ def test_cli_fails_on_a_corrupted_stage(flownet2_fixtures, reuse_weights, tmp_pa
 
 
 def test_cli_subprocess_exit_codes(flownet2_fixtures, tmp_path):
-  cmd = [sys.executable, '-m', 'flow.parity']
+  cmd = [sys.executable, '-m', 'flow.flownet2_parity']
   ok = subprocess.run(cmd + [str(flownet2_fixtures), '--only', 'resample2d,channelnorm'],
                       capture_output=True, text=True, timeout=300, check=False)
   assert ok.returncode == 0, ok.stdout + ok.stderr
@@ -80,7 +80,7 @@ def test_other_seed_is_read_and_checked(flownet2_fixtures, tmp_path, capsys):
   spec['weights_seed'] = 2
   spec_path.write_text(json.dumps(spec))
   assert weights.read_seed(str(fixtures)) == 2
-  assert parity.main([str(fixtures), '--only', 'weights']) == 1
+  assert flownet2_parity.main([str(fixtures), '--only', 'weights']) == 1
   out = capsys.readouterr().out
   assert 'weights/recipe_checks' in out and 'flownetc.conv1.0.weight' in out
 

@@ -1,6 +1,6 @@
 """Parity of our networks with the original's stored outputs.
 
-Usage: python -m vid2vid_jax.tools.parity DIR [--rtol 1e-4]
+Usage: python -m vid2vid_jax.tools.network_parity DIR [--rtol 1e-4]
 
 DIR holds a ``manifest.json`` in the format of shared/fixtures/vid2vid_reference (see its
 README). Every case is built through the importer exactly as a real checkpoint would be
@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vid2vid_jax import import_torch
+from vid2vid_jax import original_checkpoint
 from vid2vid_jax import warp as warp_lib
 from vid2vid_jax.models import builders
 from vid2vid_jax.models import generator as generator_lib
@@ -65,7 +65,7 @@ def _compare(case: str, name: str, ours: Any, ref: np.ndarray, rtol: float) -> R
 
 
 def _sequential_generator(case: dict, case_dir: pathlib.Path, io: dict) -> dict[str, Any]:
-  config, variables = import_torch.import_checkpoint_dir(case_dir, case.get('which_epoch',
+  config, variables = original_checkpoint.import_checkpoint_dir(case_dir, case.get('which_epoch',
                                                                             'latest'))
   g = config.model.generator
   model = builders.generator_from_config(config)
@@ -89,12 +89,12 @@ def _sequential_generator(case: dict, case_dir: pathlib.Path, io: dict) -> dict[
 
 
 def _single_image_generator(case: dict, case_dir: pathlib.Path, io: dict) -> dict[str, Any]:
-  options = import_torch.read_opt_txt(case_dir / 'opt.txt')
+  options = original_checkpoint.read_opt_txt(case_dir / 'opt.txt')
   if 'netG' in case:
     options['netG'] = case['netG']
   files = case.get('checkpoint_files') or ['latest_net_G.pth']
-  config, variables = import_torch.import_state_dicts(
-      {'G': import_torch.read_state_dict(case_dir / files[0])}, options)
+  config, variables = original_checkpoint.import_state_dicts(
+      {'G': original_checkpoint.read_state_dict(case_dir / files[0])}, options)
   model = builders.first_frame_generator_from_config(config)
   inputs = [jnp.asarray(_nhwc(io['input']))]
   if config.first_frame.net.endswith('_with_features'):  # Global_with_z / Local_with_z: (x, z)
@@ -110,8 +110,8 @@ def _multiscale_discriminator(case: dict, case_dir: pathlib.Path, io: dict) -> d
   files = case.get('checkpoint_files') or ['latest_net_D.pth']
   num_d, n_layers = int(case['num_D']), int(case['n_layers_D'])
   interm = bool(case.get('getIntermFeat', True))
-  variables = import_torch.discriminator_variables(
-      import_torch.read_state_dict(case_dir / files[0]), input_nc=int(case['input_nc']),
+  variables = original_checkpoint.discriminator_variables(
+      original_checkpoint.read_state_dict(case_dir / files[0]), input_nc=int(case['input_nc']),
       ndf=int(case['ndf']), n_layers=n_layers, num_D=num_d, norm=case['norm'],
       intermediate_features=interm)
   model = disc_lib.MultiscaleDiscriminator(int(case['ndf']), n_layers, num_d, case['norm'])
@@ -220,7 +220,7 @@ def _define_flags() -> None:
 
 def main(argv: Sequence[str]) -> None:
   if len(argv) != 2:
-    raise app.UsageError('usage: python -m vid2vid_jax.tools.parity DIR')
+    raise app.UsageError('usage: python -m vid2vid_jax.tools.network_parity DIR')
   rows = run_parity(argv[1], flags.FLAGS.rtol, flags.FLAGS.cases)
   print(format_table(rows, flags.FLAGS.rtol))
   sys.exit(0 if rows and all(r.passed for r in rows) else 1)

@@ -7,12 +7,12 @@ import sys
 
 import numpy as np
 
-from vid2vid_jax.tools import parity
+from vid2vid_jax.tools import network_parity
 
 
 def test_every_fixture_case_passes(vid2vid_fixtures):
-  rows = parity.run_parity(vid2vid_fixtures)
-  table = parity.format_table(rows, parity.DEFAULT_RTOL)
+  rows = network_parity.run_parity(vid2vid_fixtures)
+  table = network_parity.format_table(rows, network_parity.DEFAULT_RTOL)
   manifest = json.loads((vid2vid_fixtures / 'manifest.json').read_text())
   assert {r.case for r in rows} == {c['name'] for c in manifest['cases']}, table
   assert all(r.passed for r in rows), table
@@ -24,7 +24,7 @@ def test_cli_exit_status_on_perturbed_copy(vid2vid_fixtures, tmp_path):
   for case in cases:
     shutil.copytree(vid2vid_fixtures / case['dir'], tmp_path / case['dir'])
   (tmp_path / 'manifest.json').write_text(json.dumps({**manifest, 'cases': cases}))
-  cli = [sys.executable, '-m', 'vid2vid_jax.tools.parity', str(tmp_path)]
+  cli = [sys.executable, '-m', 'vid2vid_jax.tools.network_parity', str(tmp_path)]
   ok = subprocess.run(cli, capture_output=True, text=True, timeout=300, check=False)
   assert ok.returncode == 0, ok.stdout + ok.stderr[-2000:]
   io_path = tmp_path / 'gen_noflow' / 'io.npz'

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import flow
-from flow import import_torch
+from flow import convert_flownet2
 
 
 def _save_legacy(state_dict: dict, path) -> None:
@@ -43,14 +43,14 @@ def test_missing_key_is_named(flownet2_state_dict):
   sd = dict(flownet2_state_dict)
   del sd['flownets_2.conv4_1.0.bias']
   with pytest.raises(ValueError, match=r'missing keys \(1\): flownets_2\.conv4_1\.0\.bias'):
-    import_torch.state_dict_to_variables(sd)
+    convert_flownet2.state_dict_to_variables(sd)
 
 
 def test_unexpected_key_is_named(flownet2_state_dict):
   sd = dict(flownet2_state_dict)
   sd['flownets_1.upsampled_flow6_to_5.bias'] = np.zeros(2, np.float32)  # FlowNetS has none
   with pytest.raises(ValueError, match=r'unexpected keys \(1\): flownets_1\.upsampled_flow6_to_5'):
-    import_torch.state_dict_to_variables(sd)
+    convert_flownet2.state_dict_to_variables(sd)
 
 
 def test_shape_mismatch_is_named(flownet2_state_dict):
@@ -58,7 +58,7 @@ def test_shape_mismatch_is_named(flownet2_state_dict):
   sd['flownetc.conv3_1.0.weight'] = np.zeros((256, 472, 3, 3), np.float32)
   with pytest.raises(ValueError, match=r"'flownetc\.conv3_1\.0\.weight': shape \(256, 472, 3, 3\), "
                                        r'expected \(256, 473, 3, 3\)'):
-    import_torch.state_dict_to_variables(sd)
+    convert_flownet2.state_dict_to_variables(sd)
 
 
 def test_partial_checkpoint_file_fails_naming_keys(flownet2_state_dict, tmp_path):
@@ -66,7 +66,7 @@ def test_partial_checkpoint_file_fails_naming_keys(flownet2_state_dict, tmp_path
   pth = tmp_path / 'partial.pth.tar'
   _save_legacy({k: v for k, v in flownet2_state_dict.items() if k.startswith('flownetfusion.')},
                pth)
-  proc = subprocess.run([sys.executable, '-m', 'flow.import_torch', '--pth', str(pth), '--out',
+  proc = subprocess.run([sys.executable, '-m', 'flow.convert_flownet2', '--pth', str(pth), '--out',
                          str(tmp_path / 'out')], capture_output=True, text=True, timeout=300,
                         check=False)
   assert proc.returncode == 1
@@ -84,7 +84,7 @@ def test_import_full_legacy_checkpoint(flownet2_state_dict, flownet2_variables, 
   pth = tmp_path / 'FlowNet2_checkpoint.pth.tar'
   _save_legacy(flownet2_state_dict, pth)
   out = tmp_path / 'flownet2'
-  proc = subprocess.run([sys.executable, '-m', 'flow.import_torch', '--pth', str(pth), '--out',
+  proc = subprocess.run([sys.executable, '-m', 'flow.convert_flownet2', '--pth', str(pth), '--out',
                          str(out)], capture_output=True, text=True, timeout=600, check=False)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert '162518834 parameters' in proc.stdout

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from vid2vid_jax import checkpoint
-from vid2vid_jax import import_torch
+from vid2vid_jax import original_checkpoint
 from vid2vid_jax.models import builders
 from vid2vid_jax.models import generator as generator_lib
 from vid2vid_jax.models import layers
 
 
 def _npz(path):
-  return import_torch.read_state_dict(path)
+  return original_checkpoint.read_state_dict(path)
 
 
 def _run_generator(config, variables, io):
@@ -34,10 +34,10 @@ def _rel(ours, ref_nchw):
 
 
 def test_opt_txt_and_config_mapping(vid2vid_fixtures):
-  options = import_torch.read_opt_txt(vid2vid_fixtures / 'gen_fg' / 'opt.txt')
+  options = original_checkpoint.read_opt_txt(vid2vid_fixtures / 'gen_fg' / 'opt.txt')
   assert options['fg'] is True and options['fg_labels'] == [5, 6]
   assert options['max_dataset_size'] == float('inf') and options['load_pretrain'] == ''
-  config = import_torch.config_from_options(options)
+  config = original_checkpoint.config_from_options(options)
   g = config.model.generator
   assert (g.ngf, g.n_blocks, g.n_downsample_G, g.norm, g.fg) == (8, 4, 3, 'instance', True)
   assert tuple(g.fg_labels) == (5, 6)
@@ -56,58 +56,58 @@ def test_opt_txt_and_config_mapping(vid2vid_fixtures):
 ])
 def test_unsupported_options_name_the_option(options, match):
   with pytest.raises(ValueError, match=match):
-    import_torch.config_from_options(options)
+    original_checkpoint.config_from_options(options)
 
 
 @pytest.fixture(scope='module')
 def s1_case(vid2vid_fixtures):
   case_dir = vid2vid_fixtures / 'gen_s1_instance'
-  options = import_torch.read_opt_txt(case_dir / 'opt.txt')
+  options = original_checkpoint.read_opt_txt(case_dir / 'opt.txt')
   return case_dir, options, _npz(case_dir / 'latest_net_G0_weights.npz')
 
 
 def test_strict_keys_and_shapes(s1_case):
   _, options, sd = s1_case
-  config, variables = import_torch.import_state_dicts({'G0': sd}, options)
+  config, variables = original_checkpoint.import_state_dicts({'G0': sd}, options)
   assert set(variables) == {'generator'}
   # Norm buffers are accepted and dropped; a DataParallel 'module.' prefix is stripped.
   assert any(k.endswith('running_mean') for k in sd)
   wrapped = {f'module.{k}': v for k, v in sd.items()}
-  import_torch.import_state_dicts({'G0': wrapped}, options)
+  original_checkpoint.import_state_dicts({'G0': wrapped}, options)
   with pytest.raises(ValueError, match=r"unexpected key 'model_down_seg\.99\.weight'"):
-    import_torch.import_state_dicts({'G0': {**sd, 'model_down_seg.99.weight': sd[
+    original_checkpoint.import_state_dicts({'G0': {**sd, 'model_down_seg.99.weight': sd[
         'model_down_seg.1.weight']}}, options)
   missing = dict(sd)
   del missing['model_final_w.1.bias']
   with pytest.raises(ValueError, match=r"missing key 'model_final_w\.1\.bias'"):
-    import_torch.import_state_dicts({'G0': missing}, options)
+    original_checkpoint.import_state_dicts({'G0': missing}, options)
   bad = {**sd, 'model_up_img.0.weight': sd['model_up_img.0.weight'][:, :-1]}
   with pytest.raises(ValueError, match=r"key 'model_up_img\.0\.weight' has shape"):
-    import_torch.import_state_dicts({'G0': bad}, options)
+    original_checkpoint.import_state_dicts({'G0': bad}, options)
   with pytest.raises(ValueError, match='n_scales_spatial'):
-    import_torch.import_state_dicts({'G0': sd}, {**options, 'n_scales_spatial': 2})
+    original_checkpoint.import_state_dicts({'G0': sd}, {**options, 'n_scales_spatial': 2})
   with pytest.raises(ValueError, match='shape'):  # options disagreeing with the weights
-    import_torch.import_state_dicts({'G0': sd}, {**options, 'ngf': 16})
+    original_checkpoint.import_state_dicts({'G0': sd}, {**options, 'ngf': 16})
   del config
 
 
 def test_discriminator_flat_and_intermediate_layouts_agree(vid2vid_fixtures):
   sd = _npz(vid2vid_fixtures / 'disc_ms_batch' / 'latest_net_D_weights.npz')
   kw = dict(input_nc=9, ndf=8, n_layers=2, num_D=3, norm='batch')
-  interm = import_torch.discriminator_variables(sd, **kw)
+  interm = original_checkpoint.discriminator_variables(sd, **kw)
   flat_sd = {}
   for key, value in sd.items():  # scale{i}_layer{j}.{0|1}.x -> layer{i}.{flat index}.x
     head, sub, leaf = key.split('.', 2)
     i, j = (int(v) for v in head[len('scale'):].split('_layer'))
     base = 0 if j == 0 else 2 + 3 * (j - 1)
     flat_sd[f'layer{i}.{base + int(sub)}.{leaf}'] = value
-  flat = import_torch.discriminator_variables(flat_sd, intermediate_features=False, **kw)
+  flat = original_checkpoint.discriminator_variables(flat_sd, intermediate_features=False, **kw)
   flat_interm, flat_flat = list(_leaves(interm)), list(_leaves(flat))
   assert len(flat_interm) == len(flat_flat) == 3 * (4 * 2 + 2 * 2)  # 4 convs, 2 BNs per sub-D
   for a, b in zip(flat_interm, flat_flat):
     np.testing.assert_array_equal(a, b)
   with pytest.raises(ValueError, match='scale0_layer0'):
-    import_torch.discriminator_variables(sd, **{**kw, 'num_D': 2})
+    original_checkpoint.discriminator_variables(sd, **{**kw, 'num_D': 2})
 
 
 def _leaves(tree):
@@ -124,7 +124,7 @@ def test_legacy_pth_folder_imports_to_the_same_outputs(s1_case, tmp_path):
   shutil.copy(case_dir / 'opt.txt', tmp_path / 'opt.txt')
   torch.save({k: torch.from_numpy(np.array(v)) for k, v in sd.items()},
              tmp_path / 'latest_net_G0.pth', _use_new_zipfile_serialization=False)
-  config, variables = import_torch.import_checkpoint_dir(tmp_path)
+  config, variables = original_checkpoint.import_checkpoint_dir(tmp_path)
   with np.load(case_dir / 'io.npz') as io:
     io = dict(io)
   out = _run_generator(config, variables['generator'], io)[0]
@@ -135,7 +135,7 @@ def test_import_cli_writes_an_orbax_checkpoint_that_reloads(vid2vid_fixtures, tm
   case_dir = vid2vid_fixtures / 'gen_s2_batch'
   out_dir = tmp_path / 'ckpt'
   result = subprocess.run(
-      [sys.executable, '-m', 'vid2vid_jax.tools.import_torch', f'--ckpt_dir={case_dir}',
+      [sys.executable, '-m', 'vid2vid_jax.tools.convert_checkpoint', f'--ckpt_dir={case_dir}',
        f'--out={out_dir}'], capture_output=True, text=True, timeout=300, check=False)
   assert result.returncode == 0, result.stderr[-2000:]
   variables, config = checkpoint.load_variables(out_dir)
@@ -160,7 +160,7 @@ def test_read_features_reads_the_dict_and_refuses_code(tmp_path):
   bank = {i: np.random.default_rng(i).normal(size=(3 + i, 5)).astype(np.float32)
           for i in range(7)}
   np.save(tmp_path / 'features.npy', bank, allow_pickle=True)  # numpy's own object pickle
-  read = import_torch.read_features(tmp_path / 'features.npy')
+  read = original_checkpoint.read_features(tmp_path / 'features.npy')
   assert sorted(read) == list(range(7))
   for i in range(7):
     np.testing.assert_array_equal(read[i], bank[i])
@@ -171,21 +171,21 @@ def test_read_features_reads_the_dict_and_refuses_code(tmp_path):
 
   _write_object_npy(tmp_path / 'evil.npy', {0: Evil()})
   with pytest.raises(ValueError, match='refusing to unpickle io.open'):
-    import_torch.read_features(tmp_path / 'evil.npy')
+    original_checkpoint.read_features(tmp_path / 'evil.npy')
   assert not (tmp_path / 'pwned').exists()
   np.save(tmp_path / 'plain.npy', np.zeros((2, 3)))
   with pytest.raises(ValueError, match='dict of per-instance features'):
-    import_torch.read_features(tmp_path / 'plain.npy')
+    original_checkpoint.read_features(tmp_path / 'plain.npy')
   _write_object_npy(tmp_path / 'bad_rows.npy', {0: np.zeros(4)})
   with pytest.raises(ValueError, match='features of id 0'):
-    import_torch.read_features(tmp_path / 'bad_rows.npy')
+    original_checkpoint.read_features(tmp_path / 'bad_rows.npy')
 
 
 def test_import_cli_reports_a_corrupt_pth_in_one_line_with_exit_2(vid2vid_fixtures, tmp_path):
   shutil.copy(vid2vid_fixtures / 'gen_edges_input_nc' / 'opt.txt', tmp_path / 'opt.txt')
   (tmp_path / 'latest_net_G0.pth').write_bytes(b'not a checkpoint')
   result = subprocess.run(
-      [sys.executable, '-m', 'vid2vid_jax.tools.import_torch', f'--ckpt_dir={tmp_path}',
+      [sys.executable, '-m', 'vid2vid_jax.tools.convert_checkpoint', f'--ckpt_dir={tmp_path}',
        f'--out={tmp_path / "out"}'], capture_output=True, text=True, timeout=300, check=False)
   assert result.returncode == 2 and 'Traceback' not in result.stderr, result.stderr[-2000:]
   assert 'latest_net_G0.pth: not a PyTorch .pth file' in result.stderr

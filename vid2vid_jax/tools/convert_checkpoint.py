@@ -1,12 +1,12 @@
 """Converts an original vid2vid checkpoint folder into an orbax checkpoint.
 
-Usage: python -m vid2vid_jax.tools.import_torch --ckpt_dir checkpoints/label2city_512 \
+Usage: python -m vid2vid_jax.tools.convert_checkpoint --ckpt_dir checkpoints/label2city_512 \
          --out /tmp/label2city_512_jax [--which_epoch latest]
 
 Reads ``opt.txt`` and every ``{which_epoch}_net_*.pth`` of --ckpt_dir (G0.., or G for a
 first-frame model, with E and ``features.npy`` for the face first-frame model, and D, D_f,
 D_T{s} when present), maps them strictly onto our modules
-(vid2vid_jax/import_torch.py) and writes the variables plus our config with
+(vid2vid_jax/original_checkpoint.py) and writes the variables plus our config with
 vid2vid_jax.checkpoint.save_variables, which eval.py and ``train.init_from`` load.
 
 The original's face first-frame folder (checkpoints/edge2face_single) has no opt.txt; give it
@@ -26,7 +26,7 @@ import numpy as np
 
 from vid2vid_jax import checkpoint
 from vid2vid_jax import cli
-from vid2vid_jax import import_torch
+from vid2vid_jax import original_checkpoint
 
 _CKPT_DIR = flags.DEFINE_string('ckpt_dir', None, 'Original checkpoint folder (opt.txt + .pth).')
 _OUT = flags.DEFINE_string('out', None, 'Orbax checkpoint directory to write.')
@@ -37,7 +37,7 @@ _FORCE = flags.DEFINE_bool('force', False, 'Overwrite --out if it exists.')
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments {argv[1:]}')
-  config, variables = import_torch.import_checkpoint_dir(_CKPT_DIR.value, _WHICH_EPOCH.value)
+  config, variables = original_checkpoint.import_checkpoint_dir(_CKPT_DIR.value, _WHICH_EPOCH.value)
   path = checkpoint.save_variables(_OUT.value, variables, config, force=_FORCE.value)
   for name, tree in variables.items():
     count = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(tree))
