@@ -1,7 +1,8 @@
 """Times a jitted forward + backward of one sequential-generator step.
 
 Usage: python benchmarks/generator.py --height 128 --width 256 --ngf 64 --label_nc 35 \
-         --n_frames_G 3 [--n_blocks 9 --n_downsample_G 3 --norm batch --dtype float32]
+         --n_frames_G 3 [--n_blocks 9 --n_downsample_G 3 --norm batch --dtype float32 \
+         --conv_impl tuned]
 
 The conditioning window is label_nc one-hot channels plus the instance-edge channel per frame
 (batch 1, one spatial scale); loss = mean(final image) + mean(|flow|); gradients w.r.t. all
@@ -19,8 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vid2vid_jax import kernels
 from vid2vid_jax.models import generator as generator_lib
-from vid2vid_jax.models import layers
 
 _HEIGHT = flags.DEFINE_integer('height', 128, 'Frame height.')
 _WIDTH = flags.DEFINE_integer('width', 256, 'Frame width.')
@@ -34,18 +35,18 @@ _DTYPE = flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16'], 'Activat
 _BATCH = flags.DEFINE_integer('batch', 1, 'Batch size.')
 _RUNS = flags.DEFINE_integer('runs', 10, 'Timed runs.')
 _WARMUP = flags.DEFINE_integer('warmup', 2, 'Untimed runs after compilation.')
-_CONV_FORMS = flags.DEFINE_enum('conv_forms', 'tuned', list(layers.CONV_FORMS),
-                                'Conv formulation (layers.set_conv_forms).')
+_CONV_IMPL = flags.DEFINE_enum('conv_impl', 'tuned', list(kernels.CONV_IMPLS),
+                               'Conv formulations (config model.conv_impl, vid2vid_jax.kernels).')
 
 
 def main(argv: Sequence[str]) -> None:
   del argv
   h, w, t = _HEIGHT.value, _WIDTH.value, _N_FRAMES_G.value
-  layers.set_conv_forms(_CONV_FORMS.value)
-  print(f'device: {jax.devices()[0].device_kind}, conv forms: {_CONV_FORMS.value}')
+  print(f'device: {jax.devices()[0].device_kind}, conv impl: {_CONV_IMPL.value}')
   model = generator_lib.MultiScaleGenerator(
       n_scales=1, ngf=_NGF.value, n_downsample=_N_DOWNSAMPLE.value, n_blocks=_N_BLOCKS.value,
-      norm=_NORM.value, dtype=jnp.bfloat16 if _DTYPE.value == 'bfloat16' else jnp.float32)
+      norm=_NORM.value, dtype=jnp.bfloat16 if _DTYPE.value == 'bfloat16' else jnp.float32,
+      conv_impl=_CONV_IMPL.value)
   rng = np.random.default_rng(0)
   labels = rng.integers(0, _LABEL_NC.value, (_BATCH.value, t, h, w))
   cond = np.concatenate([np.eye(_LABEL_NC.value, dtype=np.float32)[labels],

@@ -66,6 +66,7 @@ def get_config() -> ml_collections.ConfigDict:
   # ---------------------------------------------------------------- model
   model = config.model = ml_collections.ConfigDict()
   model.dtype = 'float32'  # activation dtype: float32 | bfloat16; params stay float32 (orig: --fp16).
+  model.conv_impl = 'tuned'  # tuned | plain: conv formulations, same values (vid2vid_jax.kernels).
   g = model.generator = ml_collections.ConfigDict()
   g.net = 'composite'  # sequential generator kind; only 'composite' exists (orig: --netG).
   g.ngf = 128  # width of the coarsest generator; scale s uses ngf // 2**s (orig: --ngf).

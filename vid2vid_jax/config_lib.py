@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import ml_collections
 
 from input_pipeline import transforms
+from vid2vid_jax import kernels
 from vid2vid_jax import losses
 from vid2vid_jax.models import layers
 
@@ -163,6 +164,8 @@ def config_errors(config: ml_collections.ConfigDict, num_devices: int | None = N
          "is not supported (the original's test-time face reshaping); set False", errors)
   _check(config.model.dtype in DTYPES, 'model.dtype',
          f'must be one of {DTYPES}, got {config.model.dtype!r}', errors)
+  _check(config.model.conv_impl in kernels.CONV_IMPLS, 'model.conv_impl',
+         f'must be one of {kernels.CONV_IMPLS}, got {config.model.conv_impl!r}', errors)
 
   # Discriminators.
   _check(d.num_D >= 1, 'model.discriminator.num_D', f'must be >= 1, got {d.num_D}', errors)

@@ -46,7 +46,7 @@ def generator_from_config(config: Any) -> generator_lib.MultiScaleGenerator:
       n_scales=g.n_scales_spatial, ngf=g.ngf, n_downsample=g.n_downsample_G,
       n_blocks=g.n_blocks, n_blocks_local=g.n_blocks_local, norm=g.norm,
       output_nc=config.data.output_nc, fg=g.fg, no_flow=g.no_flow,
-      dtype=activation_dtype(config))
+      dtype=activation_dtype(config), conv_impl=config.model.conv_impl)
 
 
 def first_frame_generator_from_config(config: Any) -> nn.Module:
@@ -54,7 +54,7 @@ def first_frame_generator_from_config(config: Any) -> nn.Module:
   GlobalGenerator, LocalEnhancer or their feature-conditioned forms (called as (x, feat))."""
   f = config.first_frame
   common = dict(norm=f.norm, output_nc=config.data.output_nc,
-                dtype=activation_dtype(config))
+                dtype=activation_dtype(config), conv_impl=config.model.conv_impl)
   if f.net == 'global':
     return first_frame_lib.GlobalGenerator(f.ngf, f.n_downsample, f.n_blocks, **common)
   if f.net == 'local':
@@ -77,7 +77,7 @@ def feature_encoder_from_config(config: Any) -> first_frame_lib.FeatureEncoder:
   return first_frame_lib.FeatureEncoder(
       output_nc=f.feat_num, ngf=f.nef, n_downsample=f.n_downsample_E,
       norm=f.norm, num_ids=f.num_instance_ids,
-      dtype=activation_dtype(config))
+      dtype=activation_dtype(config), conv_impl=config.model.conv_impl)
 
 
 def image_discriminator_from_config(config: Any) -> disc_lib.MultiscaleDiscriminator:
@@ -86,7 +86,7 @@ def image_discriminator_from_config(config: Any) -> disc_lib.MultiscaleDiscrimin
   d = config.model.discriminator
   return disc_lib.MultiscaleDiscriminator(d.ndf, d.n_layers_D, d.num_D,
                                           config.model.generator.norm,
-                                          activation_dtype(config))
+                                          activation_dtype(config), config.model.conv_impl)
 
 
 def face_discriminator_from_config(config: Any) -> disc_lib.MultiscaleDiscriminator:
@@ -94,7 +94,7 @@ def face_discriminator_from_config(config: Any) -> disc_lib.MultiscaleDiscrimina
   d = config.model.discriminator
   return disc_lib.MultiscaleDiscriminator(d.ndf, d.n_layers_D, max(1, d.num_D - 2),
                                           config.model.generator.norm,
-                                          activation_dtype(config))
+                                          activation_dtype(config), config.model.conv_impl)
 
 
 def temporal_discriminator_from_config(config: Any) -> disc_lib.MultiscaleDiscriminator:

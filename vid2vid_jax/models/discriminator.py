@@ -33,11 +33,13 @@ class NLayerDiscriminator(nn.Module):
     n_layers: n_layers_D.
     norm: 'batch' or 'instance'.
     dtype: activation dtype.
+    conv_impl: 'tuned' or 'plain' (`vid2vid_jax.kernels`).
   """
   ndf: int = 64
   n_layers: int = 3
   norm: str = 'batch'
   dtype: Dtype = jnp.float32
+  conv_impl: str = 'tuned'
 
   @nn.compact
   def __call__(self, x: jax.Array) -> list[jax.Array]:
@@ -49,12 +51,13 @@ class NLayerDiscriminator(nn.Module):
       if j > 0:
         width = min(2 * width, MAX_FEATURES)
       x = layers.Conv(width, 4, strides=2 if j < self.n_layers else 1, padding=2,
-                      dtype=self.dtype, name=f'conv{j}')(x)
+                      dtype=self.dtype, conv_impl=self.conv_impl, name=f'conv{j}')(x)
       if j > 0:
         x = layers.Norm(self.norm, dtype=self.dtype, name=f'norm{j}')(x)
       x = nn.leaky_relu(x, 0.2).astype(self.dtype)
       features.append(x)
-    pred = layers.Conv(1, 4, padding=2, dtype=self.dtype, name=f'conv{self.n_layers + 1}')(x)
+    pred = layers.Conv(1, 4, padding=2, dtype=self.dtype, conv_impl=self.conv_impl,
+                       name=f'conv{self.n_layers + 1}')(x)
     features.append(pred.astype(jnp.promote_types(self.dtype, jnp.float32)))
     return features
 
@@ -71,12 +74,14 @@ class MultiscaleDiscriminator(nn.Module):
     num_D: number of scales.
     norm: 'batch' or 'instance'.
     dtype: activation dtype.
+    conv_impl: 'tuned' or 'plain' (`vid2vid_jax.kernels`).
   """
   ndf: int = 64
   n_layers: int = 3
   num_D: int = 2
   norm: str = 'batch'
   dtype: Dtype = jnp.float32
+  conv_impl: str = 'tuned'
 
   @nn.compact
   def __call__(self, x: jax.Array) -> list[list[jax.Array]]:
@@ -89,7 +94,8 @@ class MultiscaleDiscriminator(nn.Module):
       if k > 0:
         x = layers.downsample(x)
       outputs.append(NLayerDiscriminator(min(MAX_NDF, self.ndf * 2**k), self.n_layers,
-                                         self.norm, self.dtype, name=f'd{k}')(x))
+                                         self.norm, self.dtype, self.conv_impl,
+                                         name=f'd{k}')(x))
     return outputs
 
 

@@ -24,8 +24,10 @@ Dtype = Any
 MAX_FEATURES = 1024  # pix2pixHD caps every width at 1024 (unlike CompositeGenerator, spec 8.11).
 
 
-def _image_head(x: jax.Array, output_nc: int, dtype: Dtype, name: str) -> jax.Array:
-  y = layers.Conv(output_nc, 7, padding=3, padding_mode='reflect', dtype=dtype, name=name)(x)
+def _image_head(x: jax.Array, output_nc: int, dtype: Dtype, conv_impl: str,
+                name: str) -> jax.Array:
+  y = layers.Conv(output_nc, 7, padding=3, padding_mode='reflect', dtype=dtype,
+                  conv_impl=conv_impl, name=name)(x)
   return jnp.tanh(y.astype(jnp.promote_types(dtype, jnp.float32)))
 
 
@@ -44,6 +46,7 @@ class GlobalGenerator(nn.Module):
     output_nc: image channels.
     with_head: add the image head (False inside LocalEnhancer).
     dtype: activation dtype.
+    conv_impl: 'tuned' or 'plain' (`vid2vid_jax.kernels`).
   """
   ngf: int = 64
   n_downsample: int = 3
@@ -52,17 +55,19 @@ class GlobalGenerator(nn.Module):
   output_nc: int = 3
   with_head: bool = True
   dtype: Dtype = jnp.float32
+  conv_impl: str = 'tuned'
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """[B, H, W, C_in] labels (+ edges) -> [B, H, W, output_nc] float32 in [-1, 1]
     (or the [B, H, W, ngf] decoder features when with_head is False)."""
-    kw = dict(norm=self.norm, max_features=MAX_FEATURES, dtype=self.dtype)
+    kw = dict(norm=self.norm, max_features=MAX_FEATURES, dtype=self.dtype,
+              conv_impl=self.conv_impl)
     x = layers.DownPath(self.ngf, self.n_downsample, self.n_blocks, name='encoder', **kw)(x)
     x = layers.UpPath(self.ngf, self.n_downsample, 0, name='decoder', **kw)(x)
     if not self.with_head:
       return x
-    return _image_head(x, self.output_nc, self.dtype, 'head')
+    return _image_head(x, self.output_nc, self.dtype, self.conv_impl, 'head')
 
 
 def _with(x: jax.Array, feat: jax.Array) -> jax.Array:
@@ -100,7 +105,8 @@ class GlobalGeneratorWithFeatures(nn.Module):
 
   Attributes:
     feat_nc: channels of z (the original's feat_num; 16 for the face model).
-    ngf, n_downsample, n_blocks, norm, output_nc, with_head, dtype: as GlobalGenerator.
+    ngf, n_downsample, n_blocks, norm, output_nc, with_head, dtype, conv_impl: as
+      GlobalGenerator.
   """
   feat_nc: int
   ngf: int = 64
@@ -110,23 +116,26 @@ class GlobalGeneratorWithFeatures(nn.Module):
   output_nc: int = 3
   with_head: bool = True
   dtype: Dtype = jnp.float32
+  conv_impl: str = 'tuned'
 
   @nn.compact
   def __call__(self, x: jax.Array, feat: jax.Array) -> jax.Array:
     """x [B, H, W, C_in] labels, feat [B, H, W, feat_nc] -> [B, H, W, output_nc] float32 in
     [-1, 1] (or the [B, H, W, ngf] decoder features when with_head is False)."""
     _check_feat(x, feat, self.feat_nc, 'GlobalGeneratorWithFeatures')
-    kw = dict(norm=self.norm, max_features=MAX_FEATURES, dtype=self.dtype)
+    kw = dict(norm=self.norm, max_features=MAX_FEATURES, dtype=self.dtype,
+              conv_impl=self.conv_impl)
     feat_bottom = _downsample_times(feat, self.n_downsample)
     y = layers.DownPath(self.ngf, self.n_downsample, 0, name='encoder', **kw)(_with(x, feat))
     y = _with(y, feat_bottom)
     for j in range(self.n_blocks):
-      y = layers.ResnetBlock(y.shape[-1], self.norm, dtype=self.dtype, name=f'res{j}')(y)
+      y = layers.ResnetBlock(y.shape[-1], self.norm, dtype=self.dtype,
+                             conv_impl=self.conv_impl, name=f'res{j}')(y)
     y = layers.UpPath(self.ngf, self.n_downsample, 0, name='decoder', **kw)(
         _with(y, feat_bottom))
     if not self.with_head:
       return y
-    return _image_head(_with(y, feat), self.output_nc, self.dtype, 'head')
+    return _image_head(_with(y, feat), self.output_nc, self.dtype, self.conv_impl, 'head')
 
 
 class LocalEnhancer(nn.Module):
@@ -153,6 +162,7 @@ class LocalEnhancer(nn.Module):
     n_blocks_local: residual blocks per enhancer.
     norm, output_nc, dtype: as GlobalGenerator.
     feat_nc: channels of z (the original's feat_num); 0 = no feature map.
+    conv_impl: 'tuned' or 'plain' (`vid2vid_jax.kernels`).
   """
   ngf: int = 32
   n_downsample_global: int = 3
@@ -163,6 +173,7 @@ class LocalEnhancer(nn.Module):
   output_nc: int = 3
   dtype: Dtype = jnp.float32
   feat_nc: int = 0
+  conv_impl: str = 'tuned'
 
   @nn.compact
   def __call__(self, x: jax.Array, feat: jax.Array | None = None) -> jax.Array:
@@ -171,7 +182,8 @@ class LocalEnhancer(nn.Module):
     n_downsample_global)."""
     nle = self.n_local_enhancers
     inputs = layers.pyramid(x, nle + 1)  # coarsest first
-    global_kw = dict(with_head=False, dtype=self.dtype, name='global_generator')
+    global_kw = dict(with_head=False, dtype=self.dtype, conv_impl=self.conv_impl,
+                     name='global_generator')
     global_args = (self.ngf * 2**nle, self.n_downsample_global, self.n_blocks_global, self.norm,
                    self.output_nc)
     if self.feat_nc:
@@ -181,7 +193,7 @@ class LocalEnhancer(nn.Module):
           inputs[0], feat_local)
     else:
       out = GlobalGenerator(*global_args, **global_kw)(inputs[0])
-    kw = dict(norm=self.norm, dtype=self.dtype)
+    kw = dict(norm=self.norm, dtype=self.dtype, conv_impl=self.conv_impl)
     for n in range(1, nle + 1):
       width = self.ngf * 2**(nle - n)
       x_n = _with(inputs[n], feat) if self.feat_nc and n == nle else inputs[n]
@@ -191,7 +203,7 @@ class LocalEnhancer(nn.Module):
       out = layers.UpPath(width, 1, self.n_blocks_local, res_features=y.shape[-1],
                           name=f'enhancer{n}_decoder', **kw)(y)
     return _image_head(_with(out, feat) if self.feat_nc else out, self.output_nc, self.dtype,
-                       'head')
+                       self.conv_impl, 'head')
 
 
 def input_channels(module: nn.Module, params: Mapping[str, Any]) -> int:
@@ -244,6 +256,7 @@ class FeatureEncoder(nn.Module):
     norm: 'batch' or 'instance'.
     num_ids: static bound on the instance ids (face part labels: 0..6).
     dtype: activation dtype.
+    conv_impl: 'tuned' or 'plain' (`vid2vid_jax.kernels`).
   """
   output_nc: int = 16
   ngf: int = 16
@@ -251,15 +264,17 @@ class FeatureEncoder(nn.Module):
   norm: str = 'batch'
   num_ids: int = 7
   dtype: Dtype = jnp.float32
+  conv_impl: str = 'tuned'
 
   @nn.compact
   def __call__(self, image: jax.Array, inst: jax.Array) -> jax.Array:
     """image [B, H, W, 3] in [-1, 1], inst [B, H, W] int in [0, num_ids) ->
     [B, H, W, output_nc] float32 in [-1, 1], constant over each instance."""
-    kw = dict(norm=self.norm, dtype=self.dtype)
+    kw = dict(norm=self.norm, dtype=self.dtype, conv_impl=self.conv_impl)
     y = layers.DownPath(self.ngf, self.n_downsample, 0, name='encoder', **kw)(image)
     y = layers.UpPath(self.ngf, self.n_downsample, 0, name='decoder', **kw)(y)
-    return instance_mean(_image_head(y, self.output_nc, self.dtype, 'head'), inst, self.num_ids)
+    head = _image_head(y, self.output_nc, self.dtype, self.conv_impl, 'head')
+    return instance_mean(head, inst, self.num_ids)
 
 
 def nearest_features(encoded: np.ndarray, inst: np.ndarray,

@@ -71,20 +71,24 @@ def _compose(raw: jax.Array, prev_stack: jax.Array, flow: jax.Array, weight: jax
   return jnp.where(use_raw_only, raw, blended)
 
 
-def _head(x: jax.Array, features: int, activation, dtype: Dtype, name: str) -> jax.Array:
+def _head(x: jax.Array, features: int, activation, dtype: Dtype, conv_impl: str,
+          name: str) -> jax.Array:
   """ReflPad3 + Conv7x7 (+ activation), output in float32 (float64 for float64 dtype)."""
-  y = layers.Conv(features, 7, padding=3, padding_mode='reflect', dtype=dtype, name=name)(x)
+  y = layers.Conv(features, 7, padding=3, padding_mode='reflect', dtype=dtype,
+                  conv_impl=conv_impl, name=name)(x)
   return y if activation is None else activation(y)
 
 
-def _flow_and_weight_heads(flow_feat: jax.Array, dtype: Dtype) -> tuple[jax.Array, jax.Array]:
+def _flow_and_weight_heads(flow_feat: jax.Array, dtype: Dtype,
+                           conv_impl: str) -> tuple[jax.Array, jax.Array]:
   """The flow head (ReflPad3 + Conv7x7 -> 2, flow / 20 before scaling) and the weight head
   (ReflPad3 + Conv7x7 -> 1, sigmoid) on the same features, run as one 3-channel conv; their
   parameters stay ``flow_head`` / ``weight_head``. Returns ([B, H, W, 2], [B, H, W, 1])."""
   in_features = flow_feat.shape[-1]
   flow_params = layers.ConvParams(2, 7, name='flow_head')(in_features)
   weight_params = layers.ConvParams(1, 7, name='weight_head')(in_features)
-  flow, weight = layers.fused_conv(flow_feat, [flow_params, weight_params], 3, 'reflect', dtype)
+  flow, weight = layers.fused_conv(flow_feat, [flow_params, weight_params], 3, 'reflect', dtype,
+                                   conv_impl)
   return flow, jax.nn.sigmoid(weight)
 
 
@@ -107,6 +111,7 @@ class CompositeGenerator(nn.Module):
     fg: separate foreground branch.
     no_flow: no flow / weight heads; the output is the hallucinated image.
     dtype: activation dtype.
+    conv_impl: 'tuned' or 'plain' (`vid2vid_jax.kernels`).
   """
   ngf: int = 128
   n_downsample: int = 3
@@ -116,6 +121,7 @@ class CompositeGenerator(nn.Module):
   fg: bool = False
   no_flow: bool = False
   dtype: Dtype = jnp.float32
+  conv_impl: str = 'tuned'
 
   @nn.compact
   def __call__(self, label: jax.Array, prev: jax.Array, fg_mask: jax.Array | None = None,
@@ -136,35 +142,36 @@ class CompositeGenerator(nn.Module):
       'img_feat', 'flow_feat', 'fg_feat' [B, H, W, ngf or ngf_indv] float32 features for the next
       finer scale (None where absent).
     """
-    kw = dict(norm=self.norm, dtype=self.dtype)
+    kw = dict(norm=self.norm, dtype=self.dtype, conv_impl=self.conv_impl)
     n_enc = self.n_blocks - self.n_blocks // 2
     n_dec = self.n_blocks // 2
     nd = self.n_downsample
     down = layers.DownPath(self.ngf, nd, n_enc, name='label_encoder', **kw)(label)
     down = down + layers.DownPath(self.ngf, nd, n_enc, name='prev_encoder', **kw)(prev)
     img_feat = layers.UpPath(self.ngf, nd, n_dec, name='img_decoder', **kw)(down)
-    raw = _head(img_feat, self.output_nc, jnp.tanh, self.dtype, 'img_head')
+    raw = _head(img_feat, self.output_nc, jnp.tanh, self.dtype, self.conv_impl, 'img_head')
     flow = weight = flow_feat = fg_feat = None
     if self.no_flow:
       fake = raw
     else:
       flow_feat = layers.UpPath(self.ngf, nd, n_dec, name='flow_decoder', **kw)(down)
-      flow, weight = _flow_and_weight_heads(flow_feat, self.dtype)
+      flow, weight = _flow_and_weight_heads(flow_feat, self.dtype, self.conv_impl)
       flow = flow * FLOW_SCALE
       fake = _compose(raw, prev, flow, weight, self.output_nc, use_raw_only, warp_flow_grad)
     if self.fg:
       ngf_fg = self.ngf // 2 if nd > 2 else self.ngf
       fg_feat = layers.DownPath(ngf_fg, nd, 0, name='fg_encoder', **kw)(label)
       fg_feat = layers.UpPath(ngf_fg, nd, self.n_blocks, name='fg_decoder', **kw)(fg_feat)
-      fake, raw = _blend_fg(fg_feat, fg_mask, fake, raw, self.output_nc, self.dtype)
+      fake, raw = _blend_fg(fg_feat, fg_mask, fake, raw, self.output_nc, self.dtype,
+                            self.conv_impl)
     return dict(fake=fake, raw=raw, flow=flow, weight=weight, img_feat=img_feat,
                 flow_feat=flow_feat, fg_feat=fg_feat)
 
 
-def _blend_fg(fg_feat, fg_mask, fake, raw, output_nc, dtype):
+def _blend_fg(fg_feat, fg_mask, fake, raw, output_nc, dtype, conv_impl):
   if fg_mask is None:
     raise ValueError('a generator with fg=True needs fg_mask [B, H, W, 1]')
-  img_fg = _head(fg_feat, output_nc, jnp.tanh, dtype, 'fg_head')
+  img_fg = _head(fg_feat, output_nc, jnp.tanh, dtype, conv_impl, 'fg_head')
   mask = fg_mask.astype(img_fg.dtype)
   return img_fg * mask + fake * (1 - mask), img_fg * mask + raw * (1 - mask)
 
@@ -184,7 +191,7 @@ class CompositeLocalGenerator(nn.Module):
     n_blocks_local: residual blocks per decoder.
     fg_wide: True when the coarsest generator's n_downsample <= 2 (then ngf_indv = ngf_s, else
       ngf_s // 2; spec 1.3).
-    norm, output_nc, fg, no_flow, dtype: as CompositeGenerator.
+    norm, output_nc, fg, no_flow, dtype, conv_impl: as CompositeGenerator.
   """
   ngf: int = 64
   scale: int = 1
@@ -195,6 +202,7 @@ class CompositeLocalGenerator(nn.Module):
   fg: bool = False
   no_flow: bool = False
   dtype: Dtype = jnp.float32
+  conv_impl: str = 'tuned'
 
   @nn.compact
   def __call__(self, label: jax.Array, prev: jax.Array, fg_mask: jax.Array | None,
@@ -203,21 +211,21 @@ class CompositeLocalGenerator(nn.Module):
     """One frame at this scale; arguments as CompositeGenerator plus ``coarse``, the outputs of
     the next coarser scale (its 'img_feat', 'flow_feat', 'fg_feat' at half this resolution with
     2 * ngf_s channels)."""
-    kw = dict(norm=self.norm, dtype=self.dtype)
+    kw = dict(norm=self.norm, dtype=self.dtype, conv_impl=self.conv_impl)
     # Features and branch sums stay float32 (the coarse scale's features too): bfloat16 rounding
     # happens once, at the next conv's input.
     down = layers.DownPath(self.ngf, 1, 0, name='label_encoder', **kw)(label)
     down = down + layers.DownPath(self.ngf, 1, 0, name='prev_encoder', **kw)(prev)
     img_feat = layers.UpPath(self.ngf, 1, self.n_blocks_local, name='img_decoder', **kw)(
         down + coarse['img_feat'])
-    raw = _head(img_feat, self.output_nc, jnp.tanh, self.dtype, 'img_head')
+    raw = _head(img_feat, self.output_nc, jnp.tanh, self.dtype, self.conv_impl, 'img_head')
     flow = weight = flow_feat = fg_feat = None
     if self.no_flow:
       fake = raw
     else:
       flow_feat = layers.UpPath(self.ngf, 1, self.n_blocks_local, name='flow_decoder', **kw)(
           down + coarse['flow_feat'])
-      flow, weight = _flow_and_weight_heads(flow_feat, self.dtype)
+      flow, weight = _flow_and_weight_heads(flow_feat, self.dtype, self.conv_impl)
       flow = flow * (FLOW_SCALE * 2**self.scale)
       fake = _compose(raw, prev, flow, weight, self.output_nc, use_raw_only, warp_flow_grad)
     if self.fg:
@@ -225,7 +233,8 @@ class CompositeLocalGenerator(nn.Module):
       fg_feat = layers.DownPath(ngf_fg, 1, 0, name='fg_encoder', **kw)(label)
       fg_feat = layers.UpPath(ngf_fg, 1, self.n_blocks_local, name='fg_decoder', **kw)(
           fg_feat + coarse['fg_feat'])
-      fake, raw = _blend_fg(fg_feat, fg_mask, fake, raw, self.output_nc, self.dtype)
+      fake, raw = _blend_fg(fg_feat, fg_mask, fake, raw, self.output_nc, self.dtype,
+                            self.conv_impl)
     return dict(fake=fake, raw=raw, flow=flow, weight=weight, img_feat=img_feat,
                 flow_feat=flow_feat, fg_feat=fg_feat)
 
@@ -248,6 +257,7 @@ class MultiScaleGenerator(nn.Module):
     fg: foreground branch.
     no_flow: no flow / weight heads.
     dtype: activation dtype ('float32' or 'bfloat16' arrays dtype); params stay float32.
+    conv_impl: 'tuned' or 'plain' (`vid2vid_jax.kernels`); same params and values either way.
   """
   n_scales: int = 1
   ngf: int = 128
@@ -259,6 +269,7 @@ class MultiScaleGenerator(nn.Module):
   fg: bool = False
   no_flow: bool = False
   dtype: Dtype = jnp.float32
+  conv_impl: str = 'tuned'
 
   @nn.compact
   def __call__(self, conds: Sequence[jax.Array], prevs: Sequence[jax.Array],
@@ -293,7 +304,7 @@ class MultiScaleGenerator(nn.Module):
     if self.fg and (fg_masks is None or len(fg_masks) != self.n_scales):
       raise ValueError(f'fg=True needs {self.n_scales} fg masks')
     common = dict(norm=self.norm, output_nc=self.output_nc, fg=self.fg, no_flow=self.no_flow,
-                  dtype=self.dtype)
+                  dtype=self.dtype, conv_impl=self.conv_impl)
     outputs = []
     for s in range(self.n_scales):
       label = _stack_frames(conds[s], f'conds[{s}]')

@@ -7,7 +7,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from configs import demo
+from vid2vid_jax import kernels
+from vid2vid_jax.models import builders
 from vid2vid_jax.models import layers
+
+pytestmark = pytest.mark.usefixtures('compilation_cache')
 
 
 def _nchw(x):
@@ -130,119 +135,50 @@ def test_norm_uses_current_statistics(kind):
 def test_resnet_block_and_paths_shapes():
   x = jnp.ones((1, 16, 8, 3))
   down = layers.DownPath(4, 2, 1, 'instance')
-  v = down.init(jax.random.key(0), x)
-  y = down.apply(v, x)
-  assert y.shape == (1, 4, 2, 16)
+  v = jax.eval_shape(down.init, jax.random.key(0), x)
+  assert jax.eval_shape(down.apply, v, x).shape == (1, 4, 2, 16)
   assert set(v['params']) == {'stem', 'down0', 'down1', 'res0'}
   assert set(v['params']['res0']) == {'conv1', 'conv2'}
   up = layers.UpPath(4, 2, 1, 'batch', max_features=8)
-  vu = up.init(jax.random.key(0), jnp.ones((1, 4, 2, 8)))
-  assert up.apply(vu, jnp.ones((1, 4, 2, 8))).shape == (1, 16, 8, 4)
+  vu = jax.eval_shape(up.init, jax.random.key(0), jnp.ones((1, 4, 2, 8)))
+  assert jax.eval_shape(up.apply, vu, jnp.ones((1, 4, 2, 8))).shape == (1, 16, 8, 4)
   assert vu['params']['up0']['kernel'].shape == (3, 3, 8, 8)
 
 
-@pytest.mark.parametrize('module', [layers.Conv(4, 7, padding=3, padding_mode='reflect')],
-                         ids=['conv7'])
-def test_split_kernel_gradient_matches_autodiff(monkeypatch, module):
-  # On CPU large kernel-gradient convs run as two halves over the input channels (one per
-  # core); lower the size threshold so this small case takes that path.
-  assert jax.default_backend() == 'cpu'
-  monkeypatch.setattr(layers, '_KERNEL_GRAD_SPLIT_MIN_ELEMENTS', 1)
-  rng = np.random.default_rng(4)
-  x = jnp.asarray(rng.normal(size=(2, 8, 10, 5)).astype(np.float32))
-  variables = module.init(jax.random.key(2), x)
-
-  def plain(params, x):
-    if isinstance(module, layers.UpConv):
-      return jax.lax.conv_transpose(x, params['kernel'][::-1, ::-1], (2, 2), ((1, 2), (1, 2)),
-                                    dimension_numbers=('NHWC', 'HWIO', 'NHWC')) + params['bias']
-    xp = jnp.pad(x, ((0, 0), (3, 3), (3, 3), (0, 0)), mode='reflect')
-    return jax.lax.conv_general_dilated(xp, params['kernel'], (1, 1), 'VALID',
-                                        dimension_numbers=('NHWC', 'HWIO', 'NHWC')) + params['bias']
-
-  out = module.apply(variables, x)
-  cot = jnp.asarray(rng.normal(size=out.shape).astype(np.float32))
-  g_ours = jax.jit(jax.grad(lambda p: jnp.sum(module.apply({'params': p}, x) * cot)))(
-      variables['params'])
-  g_ref = jax.grad(lambda p: jnp.sum(plain(p, x) * cot))(variables['params'])
-  np.testing.assert_allclose(g_ours['kernel'], g_ref['kernel'], rtol=1e-4, atol=1e-4)
-  np.testing.assert_allclose(g_ours['bias'], g_ref['bias'], rtol=1e-4, atol=1e-4)
-  # The split really happened: the kernel gradient is two convolutions.
-  hlo = jax.jit(jax.grad(lambda p: jnp.sum(module.apply({'params': p}, x) * cot))).lower(
-      variables['params']).as_text()
-  n_convs = hlo.count('stablehlo.convolution')
-  monkeypatch.setattr(layers, '_KERNEL_GRAD_SPLIT_MIN_ELEMENTS', 2**62)
-  hlo_unsplit = jax.jit(jax.grad(lambda p: jnp.sum(module.apply({'params': p}, x) * cot))).lower(
-      variables['params']).as_text()
-  assert n_convs > hlo_unsplit.count('stablehlo.convolution')
-
-
-_CONV_FORM_CASES = [
-    pytest.param(layers.Conv(4, 3, padding=1, padding_mode='reflect'), None, id='conv3_reflect'),
-    pytest.param(layers.Conv(4, 3, padding=1, padding_mode='reflect'), 'winograd',
-                 id='conv3_reflect_winograd'),
-    pytest.param(layers.Conv(4, 3, padding=1), 'winograd', id='conv3_zero_winograd'),
-    pytest.param(layers.Conv(4, 7, padding=3, padding_mode='reflect'), None, id='conv7_reflect'),
-    pytest.param(layers.Conv(4, 3, strides=2, padding=1), None, id='conv3_s2'),
-    pytest.param(layers.Conv(4, 3, strides=2, padding=1), 'banded', id='conv3_s2_banded'),
-    pytest.param(layers.Conv(4, 4, padding=2), None, id='conv4_zero'),
-    pytest.param(layers.UpConv(4), None, id='upconv'),
-    pytest.param(layers.UpConv(4), 'banded', id='upconv_banded'),
-]
-
-
-@pytest.mark.parametrize('module,variant', _CONV_FORM_CASES)
-def test_tuned_and_plain_conv_forms_agree(monkeypatch, module, variant):
-  """The tuned conv forms (the default) and one plain conv per layer are the same function:
-  outputs, input gradients and parameter gradients; also when the CPU forms split their patch
-  matrices into bands of rows (forced here by tiny band sizes: 4 bands), and for the Winograd
-  form of 3x3 convs (forced here by a channel threshold of 1)."""
-  assert jax.default_backend() == 'cpu'
-  if variant == 'banded':
-    monkeypatch.setattr(layers, '_UP_BWD_BAND_BYTES', 1)
-    monkeypatch.setattr(layers, '_PATCH_CONV_MAX_BYTES', 2000)  # 2x4x5 outputs, 7200 bytes
-  winograd_calls = []
-  if variant == 'winograd':
-    monkeypatch.setattr(layers, '_WINOGRAD_MIN_FEATURES', 1)
-    winograd = layers._winograd_conv
-    monkeypatch.setattr(layers, '_winograd_conv',
-                        lambda *a: winograd_calls.append(1) or winograd(*a))
-  rng = np.random.default_rng(5)
-  x = jnp.asarray(rng.normal(size=(2, 8, 10, 5)).astype(np.float32))
+@pytest.mark.parametrize('module', [
+    layers.Conv(4, 3, padding=1, padding_mode='reflect'), layers.Conv(4, 7, padding=3),
+    layers.UpConv(4)], ids=['conv3_reflect', 'conv7_zero', 'upconv'])
+def test_conv_impl_keeps_params_and_values(module):
+  """'tuned' and 'plain' modules declare the same parameters and compute the same outputs
+  (the formulations themselves are compared in tests/vid2vid_jax/kernels)."""
+  x = jnp.asarray(np.random.default_rng(5).normal(size=(2, 8, 10, 5)), jnp.float32)
   variables = module.init(jax.random.key(3), x)
-  cot = jnp.asarray(rng.normal(size=module.apply(variables, x).shape).astype(np.float32))
-  results = {}
-  for forms in ('tuned', 'plain'):
-    monkeypatch.setattr(layers, '_conv_forms', forms)
-    loss = lambda p, v: jnp.sum(module.apply({'params': p}, v) * cot)
-    results[forms] = (module.apply(variables, x),
-                      *jax.jit(jax.grad(loss, argnums=(0, 1)))(variables['params'], x))
-  for tuned, plain in zip(jax.tree_util.tree_leaves(results['tuned']),
-                        jax.tree_util.tree_leaves(results['plain'])):
-    np.testing.assert_allclose(tuned, plain, rtol=1e-4, atol=1e-4)
-  assert bool(winograd_calls) == (variant == 'winograd')
-  with pytest.raises(ValueError, match='conv forms'):
-    layers.set_conv_forms('cudnn')
+  plain = module.clone(conv_impl='plain')
+  shapes = lambda v: jax.tree_util.tree_map(jnp.shape, v)
+  assert shapes(plain.init(jax.random.key(3), x)) == shapes(variables)
+  np.testing.assert_allclose(plain.apply(variables, x), module.apply(variables, x),
+                             rtol=1e-5, atol=1e-5)
 
 
-def test_winograd_conv_at_generator_width():
-  """The Winograd form at the width where conv2d uses it by default (512 channels, a residual
-  block of the 256x128 generator at 1/8 size, batch 2) against XLA's float64 conv, and its
-  fallback for odd sizes."""
-  rng = np.random.default_rng(6)
-  x = rng.normal(size=(2, 4, 6, 512))
-  kernel = 0.02 * rng.normal(size=(3, 3, 512, 512))
-  xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode='reflect')
-  ref = jax.lax.conv_general_dilated(xp, kernel, (1, 1), 'VALID',
-                                     dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
-                                     precision='highest')
-  assert layers._use_winograd(jnp.asarray(x, jnp.float32), 3, 1, 512, 512, 4, 6)
-  out = layers.conv2d(jnp.asarray(x, jnp.float32), jnp.asarray(kernel, jnp.float32),
-                      jnp.zeros(512), padding=1, padding_mode='reflect')
-  rel = np.linalg.norm(np.asarray(out, np.float64) - ref) / np.linalg.norm(ref)
-  assert rel < 2e-6, rel
-  # Odd sizes, strides, bfloat16 operands and narrow convs keep the direct forms.
-  assert not layers._use_winograd(jnp.asarray(x, jnp.float32), 3, 1, 512, 512, 5, 6)
-  assert not layers._use_winograd(jnp.asarray(x, jnp.float32), 3, 2, 512, 512, 4, 6)
-  assert not layers._use_winograd(jnp.asarray(x, jnp.bfloat16), 3, 1, 512, 512, 4, 6)
-  assert not layers._use_winograd(jnp.asarray(x, jnp.float32), 3, 1, 128, 512, 4, 6)
+def test_model_conv_impl_reaches_every_conv():
+  """With model.conv_impl = 'plain' the built generator, first-frame generator and
+  discriminator run every conv as one lax convolution: no custom VJP and no GEMM anywhere."""
+  config = demo.get_config()
+  f = config.first_frame
+  f.ngf, f.n_downsample, f.n_blocks = 8, 2, 1
+  cond_nc = builders.cond_channels(config)
+  t = config.model.generator.n_frames_G
+  conds = [jnp.ones((1, t, 16, 16, cond_nc))]
+  prevs = [jnp.ones((1, t - 1, 16, 16, config.data.output_nc))]
+  label = jnp.ones((1, 16, 16, cond_nc))
+  d_input = jnp.ones((1, 16, 16, builders.discriminator_input_channels(config)['image']))
+  for impl in kernels.CONV_IMPLS:
+    config.model.conv_impl = impl
+    nets = [(builders.generator_from_config(config), (conds, prevs)),
+            (builders.first_frame_generator_from_config(config), (label,)),
+            (builders.image_discriminator_from_config(config), (d_input,))]
+    for net, args in nets:
+      variables = jax.eval_shape(net.init, jax.random.key(0), *args)
+      jaxpr = str(jax.make_jaxpr(net.apply)(variables, *args))
+      tuned_forms = 'custom_vjp_call' in jaxpr or 'dot_general' in jaxpr
+      assert tuned_forms == (impl == 'tuned'), (impl, type(net).__name__)
