@@ -29,6 +29,7 @@ def main(argv):
     tf.config.set_visible_devices([], 'GPU')
   except ImportError:
     pass
+  cli.enable_compilation_cache(FLAGS.config.compilation_cache_dir)
   logging.info('JAX devices: %s', jax.devices())
   from vid2vid_jax import inference  # pylint: disable=g-import-not-at-top
   report = inference.evaluate(FLAGS.config, FLAGS.workdir)

@@ -30,6 +30,8 @@ def main(argv):
     pass
   from vid2vid_jax import sharding  # pylint: disable=g-import-not-at-top
   sharding.initialize_distributed(FLAGS.config)  # multi-host: before any other JAX call
+  cache = cli.enable_compilation_cache(FLAGS.config.compilation_cache_dir)
+  logging.info('Compilation cache: %s', cache or 'off')
   logging.info('JAX process %d / %d, local devices %s', jax.process_index(),
                jax.process_count(), jax.local_devices())
   from vid2vid_jax import train_lib  # pylint: disable=g-import-not-at-top

@@ -23,6 +23,9 @@ def get_config() -> ml_collections.ConfigDict:
   """Returns the default config (the original's option defaults)."""
   config = ml_collections.ConfigDict()
   config.seed = 0  # root PRNG seed for init, training loop and data order.
+  # JAX's persistent compilation cache: a rerun or resume reuses compiled steps ('' = off;
+  # JAX_COMPILATION_CACHE_DIR wins). benchmarks/compile_time.py measures what it saves.
+  config.compilation_cache_dir = '~/.cache/vid2vid_jax/xla'
 
   # ---------------------------------------------------------------- data
   data = config.data = ml_collections.ConfigDict()

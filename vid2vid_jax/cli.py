@@ -29,3 +29,23 @@ def exit_2_on_user_errors(main: Callable[[Any], None]) -> Callable[[Any], None]:
       sys.exit(2)
 
   return wrapped
+
+
+def enable_compilation_cache(cache_dir: str) -> str | None:
+  """Turns on JAX's persistent compilation cache in ``cache_dir`` (config.compilation_cache_dir;
+  '' leaves it off), so a restarted or resumed run reuses the compiled steps of an earlier one.
+
+  JAX_COMPILATION_CACHE_DIR, when set, wins. Returns the directory in use, or None.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  current = jax.config.jax_compilation_cache_dir
+  if current or not cache_dir:
+    return current or None
+  path = os.path.expanduser(cache_dir)
+  try:
+    os.makedirs(path, exist_ok=True)
+  except OSError as e:  # a cache is an optimisation: run without one
+    print(f'warning: no compilation cache ({path}: {e.strerror})', file=sys.stderr)
+    return None
+  jax.config.update('jax_compilation_cache_dir', path)
+  return path
