@@ -108,7 +108,7 @@ def conv_form(x: Any, kernel: Any, strides: int = 1, padding: int = 0,
     raise ValueError(f'padding_mode must be one of {PADDING_MODES}; got {padding_mode!r}')
   if impl == 'plain':
     return 'lax'
-  t = thresholds or default_thresholds(x)
+  t = thresholds if thresholds is not None else default_thresholds(x)
   k, p = kernel.shape[0], padding
   _, height, width, in_features = x.shape
   features = kernel.shape[3]
@@ -146,7 +146,7 @@ def conv2d(x: jax.Array, kernel: jax.Array, strides: int = 1, padding: int = 0,
     [B, (H + 2p - k) // strides + 1, (W + 2p - k) // strides + 1, O] in float32 (float64 for
     float64 operands).
   """
-  t = thresholds or default_thresholds(x)
+  t = thresholds if thresholds is not None else default_thresholds(x)
   form = conv_form(x, kernel, strides, padding, padding_mode, impl, t)
   p = padding
   pad = ((0, 0), (p, p), (p, p), (0, 0))
@@ -194,7 +194,7 @@ def up_conv2d(x: jax.Array, kernel: jax.Array, impl: str = 'tuned',
         x, kernel[::-1, ::-1], (1, 1), ((1, 2), (1, 2)), lhs_dilation=(2, 2),
         dimension_numbers=lax_conv.DIMENSION_NUMBERS,
         preferred_element_type=lax_conv.acc_dtype(x.dtype))
-  t = thresholds or default_thresholds(x)
+  t = thresholds if thresholds is not None else default_thresholds(x)
   batch, height, width, _ = x.shape
   n_bands = 1
   if t.up_bwd_band_bytes is not None:

@@ -71,7 +71,6 @@ def _conv(x: jax.Array, kernel: jax.Array, bias: jax.Array, strides: int, paddin
           padding_mode: str, dtype: Dtype, conv_impl: str) -> jax.Array:
   """``kernels.conv2d`` of ``x`` and ``kernel`` cast to ``dtype``, plus the bias, pinned to the
   mesh layout in context: [B, H, W, C_in] -> [B, H', W', O] float32 (float64 for float64)."""
-  _check_nhwc(x, 'Conv')
   y = kernels.conv2d(x.astype(dtype), kernel.astype(dtype), strides, padding, padding_mode,
                      conv_impl)
   return sharding.constrain(y + bias)
