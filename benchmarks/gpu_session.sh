@@ -18,7 +18,7 @@ gen_pair() {  # WxH ngf dtype
   local w=${1%x*} h=${1#*x}
   for forms in ${FORMS:-tuned}; do
     python3 benchmarks/generator.py --height $h --width $w --ngf $2 --label_nc 35 --n_frames_G 3 \
-      --dtype $3 --conv_forms $forms --runs 20 2>&1 | tail -1 | sed "s/^/[jax $3 $forms] /"
+      --dtype $3 --conv_impl $forms --runs 20 2>&1 | tail -1 | sed "s/^/[jax $3 $forms] /"
   done
   python3 benchmarks/generator_torch.py --height $h --width $w --ngf $2 --label_nc 35 \
     --n_frames_G 3 --device cuda --dtype $3 --runs 20 --warmup 3 2>&1 | tail -1 | sed "s/^/[torch $3] /"

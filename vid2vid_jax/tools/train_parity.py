@@ -49,7 +49,8 @@ programs do not agree on:
 After the first update (with or without such elements: tiny gradients also change Adam's
 first step in magnitude) the two runs' parameters differ and the runs drift apart: our own two
 float32
-conv forms (`layers.set_conv_forms`) differ from each other as much as ours from the original
+conv implementations (config `model.conv_impl`: 'tuned' | 'plain', `vid2vid_jax.kernels`) differ
+from each other as much as ours from the original
 (street_2scale_temporal2 fake_B: 3.1e-2 in step1, 2.1e-1 in step2, 3.6e-1 in step3, against
 3.2e-2, 2.1e-1, 3.6e-1 from the original). So rows that depend on parameters updated since are
 judged at ``--diverged_rtol`` in the next pass only (update norms and values only for a net's
