@@ -48,10 +48,8 @@ programs do not agree on:
     comparison (counted in the note). Update norms are insensitive to these signs.
 After the first update (with or without such elements: tiny gradients also change Adam's
 first step in magnitude) the two runs' parameters differ and the runs drift apart: our own two
-float32
-conv implementations (config `model.conv_impl`: 'tuned' | 'plain', `vid2vid_jax.kernels`) differ
-from each other as much as ours from the original
-(street_2scale_temporal2 fake_B: 3.1e-2 in step1, 2.1e-1 in step2, 3.6e-1 in step3, against
+float32 conv implementations (config `model.conv_impl`: 'tuned' | 'plain') differ from each other
+as much as ours from the original (street_2scale_temporal2 fake_B: 3.1e-2 in step1, 2.1e-1 in step2, 3.6e-1 in step3, against
 3.2e-2, 2.1e-1, 3.6e-1 from the original). So rows that depend on parameters updated since are
 judged at ``--diverged_rtol`` in the next pass only (update norms and values only for a net's
 first Adam step) and printed, not judged, after that; rows that depend on no updated parameter
