@@ -27,7 +27,7 @@ def activation_dtype(config: Any) -> Any:
 
 def cond_channels(config: Any) -> int:
   """Channels of one conditioning frame: label_nc one-hot (or input_nc) + 1 edge channel if
-  use_instance (spec 1.1)."""
+  use_instance (docs/original_behaviour.md#input-packing)."""
   data = config.data
   base = data.label_nc if data.label_nc != 0 else data.input_nc
   return base + (1 if data.use_instance else 0)
@@ -90,7 +90,7 @@ def image_discriminator_from_config(config: Any) -> disc_lib.MultiscaleDiscrimin
 
 
 def face_discriminator_from_config(config: Any) -> disc_lib.MultiscaleDiscriminator:
-  """The face D: as the image D with max(1, num_D - 2) scales (spec 2.3)."""
+  """The face D: as the image D with max(1, num_D - 2) scales."""
   d = config.model.discriminator
   return disc_lib.MultiscaleDiscriminator(d.ndf, d.n_layers_D, max(1, d.num_D - 2),
                                           config.model.generator.norm,

@@ -1,7 +1,7 @@
 """Discriminators of vid2vid: multi-scale PatchGAN, temporal-D inputs, face crop.
 
-reference/vid2vid_spec.md section 2. The image D, the face D and every temporal D are the same
-``MultiscaleDiscriminator``; they differ in their inputs:
+docs/original_behaviour.md#discriminators. The image D, the face D and every temporal D are the
+same ``MultiscaleDiscriminator``; they differ in their inputs:
   * image D: concat(label map incl. edge channel, image) -> in_c (+1) + output_nc channels;
   * face D: the same on a square crop around the face (``face_crop``), num_D = max(1, num_D - 2);
   * temporal D at temporal scale s: n_frames_D frames taken every n_frames_D**s frames, plus the
@@ -18,12 +18,12 @@ import jax.numpy as jnp
 from vid2vid_jax.models import layers
 
 Dtype = Any
-MAX_NDF = 64  # MultiscaleDiscriminator caps each sub-D's ndf at 64 (spec 2.2).
-MAX_FEATURES = 512  # NLayerDiscriminator caps widths at 512 (spec 2.1).
+MAX_NDF = 64  # MultiscaleDiscriminator caps each sub-D's ndf at 64 (docs/quirks.md#channel-caps).
+MAX_FEATURES = 512  # NLayerDiscriminator caps widths at 512.
 
 
 class NLayerDiscriminator(nn.Module):
-  """PatchGAN: Conv4x4 (zero pad 2) layers with LeakyReLU(0.2), raw logits (spec 2.1).
+  """PatchGAN: Conv4x4 (zero pad 2) layers with LeakyReLU(0.2), raw logits.
 
   Submodules ``conv{j}`` for j in 0..n_layers+1 and ``norm{j}`` for j in 1..n_layers. Layers
   0..n_layers-1 have stride 2, the last two stride 1; widths ndf, 2ndf, ... capped at 512.
@@ -63,7 +63,7 @@ class NLayerDiscriminator(nn.Module):
 
 
 class MultiscaleDiscriminator(nn.Module):
-  """num_D PatchGANs on an average-pool pyramid of the input (spec 2.2).
+  """num_D PatchGANs on an average-pool pyramid of the input.
 
   Submodule ``d{k}`` sees the input downsampled k times (``d0`` = full resolution) and has width
   min(64, ndf * 2**k). (The original names them ``scale{num_D-1-k}``; the importer maps them.)
@@ -103,7 +103,7 @@ class MultiscaleDiscriminator(nn.Module):
 
 
 def face_mask_from_pose(cond: jax.Array, openpose_only: bool = False) -> jax.Array:
-  """Face pixels of a pose conditioning map (spec 2.3, 8.19).
+  """Face pixels of a pose conditioning map (docs/quirks.md#face-crop).
 
   Args:
     cond: [B, H, W, C] pose input in [-1, 1] (DensePose IUV first, or OpenPose only).
@@ -123,7 +123,7 @@ def face_mask_from_pose(cond: jax.Array, openpose_only: bool = False) -> jax.Arr
 
 def face_crop(images: Sequence[jax.Array], mask: jax.Array, size: int
               ) -> tuple[list[jax.Array], jax.Array]:
-  """Crops the same square around the faces of the whole batch from every image (spec 2.3).
+  """Crops the same square around the faces of the whole batch from every image.
 
   The centre is the midpoint of the bounding box of ALL face pixels over the batch, clamped so
   the crop stays inside the frame; jittable (static crop size).

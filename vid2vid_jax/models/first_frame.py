@@ -1,6 +1,7 @@
 """The single-image first-frame generators (pix2pixHD style).
 
-reference/vid2vid_spec.md section 1.6. Used by the 'single_g' first-frame mode to synthesise the
+The original's pix2pixHD generators (docs/original_behaviour.md#first-frame-generator). Used by
+the 'single_g' first-frame mode to synthesise the
 first n_frames_G - 1 frames of a sequence from labels:
   * GlobalGenerator, LocalEnhancer: the street models (label2city_single);
   * GlobalGeneratorWithFeatures and LocalEnhancer with feat_nc > 0 (the original's Global_with_z /
@@ -21,7 +22,7 @@ import numpy as np
 from vid2vid_jax.models import layers
 
 Dtype = Any
-MAX_FEATURES = 1024  # pix2pixHD caps every width at 1024 (unlike CompositeGenerator, spec 8.11).
+MAX_FEATURES = 1024  # pix2pixHD caps every width at 1024 (docs/quirks.md#channel-caps).
 
 
 def _image_head(x: jax.Array, output_nc: int, dtype: Dtype, conv_impl: str,
@@ -93,7 +94,7 @@ def _downsample_times(x: jax.Array, n: int) -> jax.Array:
 class GlobalGeneratorWithFeatures(nn.Module):
   """The global generator conditioned on a feature map z (the original's Global_with_z).
 
-  z [B, H, W, feat_nc] is concatenated four times (spec 1.6): onto the input, onto the
+  z [B, H, W, feat_nc] is concatenated four times: onto the input, onto the
   bottleneck before the residual blocks (z pooled n_downsample times; the blocks are
   feat_nc wider), again onto their output before the first up conv (so that conv takes
   width + 2 * feat_nc channels, a quirk of the original kept for its checkpoints), and onto the
@@ -143,7 +144,7 @@ class LocalEnhancer(nn.Module):
   n_local_enhancers stride-2 branches; optionally conditioned on a feature map z (feat_nc > 0:
   the original's Local_with_z).
 
-  With z [B, H, W, feat_nc] (spec 1.6): the global part is a GlobalGeneratorWithFeatures seeing z
+  With z [B, H, W, feat_nc]: the global part is a GlobalGeneratorWithFeatures seeing z
   pooled n_local_enhancers times; the finest enhancer's input gets z concatenated, the first
   (coarsest) enhancer's residual blocks get the pooled z concatenated after the sum (they are
   feat_nc wider), and the head sees [output, z].
@@ -210,7 +211,7 @@ def input_channels(module: nn.Module, params: Mapping[str, Any]) -> int:
   """The conditioning channels a first-frame generator's ``params`` take, read off its stem
   kernel (without the feature channels of the *WithFeatures nets): a conditioning frame with or
   without its instance-edge channel (the original's own first-frame models take the label maps
-  only, spec 4.7; other checkpoints may include the edges)."""
+  only; other checkpoints may include the edges)."""
   root = params.get('global_generator', params)
   return int(root['encoder']['stem']['kernel'].shape[2]) - getattr(module, 'feat_nc', 0)
 
@@ -241,7 +242,7 @@ def instance_mean(x: jax.Array, inst: jax.Array, num_ids: int) -> jax.Array:
 
 
 class FeatureEncoder(nn.Module):
-  """Image -> per-instance mean features (the original's Encoder, spec 1.6).
+  """Image -> per-instance mean features (the original's Encoder).
 
   Stem (ReflPad3, Conv7x7, Norm, ReLU), n_downsample stride-2 convs (widths ngf * 2**i, NOT
   capped), n_downsample up convs back to ngf, ReflPad3 + Conv7x7 -> output_nc, tanh; then
@@ -281,8 +282,8 @@ def nearest_features(encoded: np.ndarray, inst: np.ndarray,
                      bank: Mapping[int, np.ndarray]) -> np.ndarray:
   """The feature map z of the stored training image nearest to an encoded test image.
 
-  The original's test-time face features (get_face_features; spec 1.6): per instance id
-  present in ``inst``, take the encoded features (constant over the instance); find the ONE
+  The original's test-time face features (get_face_features; docs/quirks.md#face-features):
+  per instance id present in ``inst``, take the encoded features (constant over the instance); find the ONE
   training image m whose stored features, summed over the present ids, are nearest in squared
   distance (rows m of ``bank[id]``, m < the row count of the highest id's table, as the original
   counts images by its part 6); then paint every instance with row min(m, rows - 1) of its own

@@ -1,7 +1,7 @@
 """The sequential composite generator of vid2vid and its coarse-to-fine multi-scale form.
 
-reference/vid2vid_spec.md sections 1.2 (CompositeGenerator), 1.3 (CompositeLocalGenerator) and
-1.5 (multi-scale forward). Scale index s = 0 is the COARSEST generator (width ngf), scale s runs
+The original's CompositeGenerator (docs/original_behaviour.md#generator) and CompositeLocalGenerator with the
+multi-scale forward (docs/original_behaviour.md#coarse-to-fine). Scale index s = 0 is the COARSEST generator (width ngf), scale s runs
 at 2**s times its resolution with width ngf // 2**s, as in the original.
 
 One time step is a pure function of arrays, ``MultiScaleGenerator.apply(variables, conds, prevs,
@@ -21,12 +21,12 @@ from vid2vid_jax.models import layers
 Dtype = Any
 Outputs = dict[str, jax.Array | None]
 
-# Flow heads output flow / 20 (spec 1.2); a local generator at scale s multiplies by 20 * 2**s.
+# Flow heads output flow / 20; a local generator at scale s multiplies by 20 * 2**s.
 FLOW_SCALE = 20.0
 
 
 def fg_mask_from_labels(label: jax.Array, fg_labels: Sequence[int]) -> jax.Array:
-  """Foreground mask of the fg/bg generator (spec 1.2).
+  """Foreground mask of the fg/bg generator (docs/original_behaviour.md#foreground).
 
   Args:
     label: [B, H, W, C] the CURRENT (newest) label frame, one-hot label channels first (soft at
@@ -46,7 +46,7 @@ def fg_mask_from_labels(label: jax.Array, fg_labels: Sequence[int]) -> jax.Array
 
 
 def _stack_frames(x: jax.Array, name: str) -> jax.Array:
-  """[B, T, H, W, C] -> [B, H, W, T*C], frame-major channels (spec 1.1, 8.14)."""
+  """[B, T, H, W, C] -> [B, H, W, T*C], frame-major (docs/quirks.md#frame-major-channels)."""
   if x.ndim != 5:
     raise ValueError(f'{name} must be [B, T, H, W, C]; got shape {x.shape}')
   b, t, h, w, c = x.shape
@@ -56,7 +56,7 @@ def _stack_frames(x: jax.Array, name: str) -> jax.Array:
 def _compose(raw: jax.Array, prev_stack: jax.Array, flow: jax.Array, weight: jax.Array,
              output_nc: int, use_raw_only: bool | jax.Array,
              warp_flow_grad: bool = True) -> jax.Array:
-  """final = w * raw + (1 - w) * warp(newest previous frame, flow) (spec 1.2).
+  """final = w * raw + (1 - w) * warp(newest previous frame, flow).
 
   With ``warp_flow_grad`` False the warp samples along stop_gradient(flow): losses on the final
   image then train the blend weight and the images but not the flow."""
@@ -187,10 +187,11 @@ class CompositeLocalGenerator(nn.Module):
 
   Attributes:
     ngf: this scale's width ngf_s.
-    scale: the generator index s (>= 1); the flow head multiplies by 20 * 2**s (spec 8.6).
+    scale: the generator index s (>= 1); the flow head multiplies by 20 * 2**s
+      (docs/quirks.md#flow-scaling).
     n_blocks_local: residual blocks per decoder.
     fg_wide: True when the coarsest generator's n_downsample <= 2 (then ngf_indv = ngf_s, else
-      ngf_s // 2; spec 1.3).
+      ngf_s // 2).
     norm, output_nc, fg, no_flow, dtype, conv_impl: as CompositeGenerator.
   """
   ngf: int = 64
@@ -244,7 +245,8 @@ class MultiScaleGenerator(nn.Module):
 
   Submodules ``scale0`` (CompositeGenerator, coarsest) ... ``scale{n_scales-1}``
   (CompositeLocalGenerator, finest). Each scale keeps its own history of generated frames
-  (spec 8.13): the caller passes per-scale previous frames and appends each scale's 'fake'.
+  (docs/quirks.md#scale-histories): the caller passes per-scale previous frames and appends
+  each scale's 'fake'.
 
   Attributes:
     n_scales: spatial scales (n_scales_spatial), >= 1.
@@ -289,7 +291,7 @@ class MultiScaleGenerator(nn.Module):
       use_raw_only: output the hallucinated images without warping (first frame with
         no_first_img); Python bool or traced scalar bool.
       detach_coarse: stop gradients through the coarser scales' outputs and features (the
-        original detaches them unless finetune_all, spec 1.5).
+        original detaches them unless finetune_all; docs/original_behaviour.md#coarse-to-fine).
       warp_flow_grad: losses on 'fake' train the flow through the warp (the original); False
         leaves the flow to the flow and warp losses (config loss.warp_flow_grad).
 

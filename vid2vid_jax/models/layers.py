@@ -1,10 +1,10 @@
 """Shared building blocks of the vid2vid networks (Flax linen, NHWC, HWIO kernels).
 
-Everything here follows reference/vid2vid_spec.md section 1.0:
+Everything here follows docs/original_behaviour.md#building-blocks:
   * convolutions with reflection or zero padding, all with a bias;
   * the stride-2 transposed convolution (k=3, padding 1, output_padding 1) that doubles H and W;
   * the norm layers: batch norm and instance norm (no affine), both ALWAYS normalising with the
-    statistics of the current input, as the original (which never calls ``.eval()``, spec 8.1)
+    statistics of the current input, as the original (which never calls ``.eval()``)
     does at training and test time. They are stateless modules: no ``batch_stats`` collection
     is carried, and the running statistics stored in original checkpoints are ignored by the
     importer (they never affect the original's outputs either);
@@ -42,12 +42,12 @@ NORMS = ('batch', 'instance')
 
 
 def conv_kernel_init(key: jax.Array, shape: tuple[int, ...], dtype: Dtype = jnp.float32):
-  """N(0, 0.02), the original's ``weights_init`` for every conv (spec 1.0)."""
+  """N(0, 0.02), the original's ``weights_init`` for every conv."""
   return 0.02 * jax.random.normal(key, shape, dtype)
 
 
 def _bias_init(fan_in: int) -> Callable[..., jax.Array]:
-  """PyTorch's default bias init, uniform(+-1/sqrt(fan_in)) (spec 8.25)."""
+  """PyTorch's default bias init, uniform(+-1/sqrt(fan_in)) (docs/quirks.md#bias-init)."""
   bound = 1.0 / np.sqrt(max(fan_in, 1))
 
   def init(key, shape, dtype=jnp.float32):
@@ -174,7 +174,7 @@ class UpConv(nn.Module):
 
 
 class Norm(nn.Module):
-  """Batch or instance norm with the statistics of the current input (spec 1.0, 8.1).
+  """Batch or instance norm with the current input's statistics (docs/quirks.md#norm-statistics).
 
   'batch': mean/variance over (B, H, W) per channel, learned ``scale`` (init N(1, 0.02)) and
   ``bias`` (0); the original's BatchNorm2d in training mode, which it uses even at test time.
@@ -335,7 +335,8 @@ class UpPath(nn.Module):
 def downsample(x: jax.Array) -> jax.Array:
   """AvgPool2d(3, stride 2, padding 1, count_include_pad=False) over the H, W axes.
 
-  THE pyramid step of the original (spec 1.5, 1.6, 2.2): every channel of every frame is pooled
+  THE pyramid step of the original (docs/original_behaviour.md#pyramid): each channel of each
+  frame is pooled
   independently; padded pixels are not counted, so border outputs average fewer pixels.
 
   Args:
@@ -370,7 +371,7 @@ def pyramid(x: jax.Array, n_scales: int) -> list[jax.Array]:
 
   Returns:
     ``n_scales`` arrays; entry s has H / 2**(n_scales - 1 - s) rows, so entry 0 is the coarsest
-    (generator scale 0) and the last entry is ``x`` itself (spec 1.5: generator index s = 0 is the
+    (generator scale 0) and the last entry is ``x`` itself (generator index s = 0 is the
     coarsest, pyramid index 0 the finest; we index by the generator).
   """
   if n_scales < 1:
