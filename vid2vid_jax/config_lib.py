@@ -12,6 +12,7 @@ import ml_collections
 from input_pipeline import transforms
 from vid2vid_jax import kernels
 from vid2vid_jax import losses
+from vid2vid_jax.models import builders
 from vid2vid_jax.models import layers
 
 # 'street' and 'video' share the original's temporal folder layout (train_A/train_B[/train_inst]):
@@ -24,7 +25,7 @@ GAN_MODES = losses.GAN_MODES  # what the losses implement
 FIRST_FRAME_MODES = ('real', 'single_g', 'generate')
 FIRST_FRAME_NETS = ('global', 'local', 'global_with_features', 'local_with_features')
 FLOW_SOURCES = ('flownet2', 'dataset', 'none')
-DTYPES = ('float32', 'bfloat16')
+DTYPES = tuple(builders.ACTIVATION_DTYPES)  # what the builders map to jnp dtypes
 # Cityscapes has 35 labelIds (0..33 used, plus -1 for the license plate); 19 trainIds.
 CITYSCAPES_LABEL_NC = 35
 CITYSCAPES_TRAIN_ID_NC = 19

@@ -14,15 +14,15 @@ from vid2vid_jax.models import discriminator as disc_lib
 from vid2vid_jax.models import first_frame as first_frame_lib
 from vid2vid_jax.models import generator as generator_lib
 
-_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+ACTIVATION_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}  # config.model.dtype
 
 
 def activation_dtype(config: Any) -> Any:
   """config.model.dtype ('float32' | 'bfloat16') -> the jnp dtype."""
   name = config.model.dtype
-  if name not in _DTYPES:
-    raise ValueError(f"model.dtype must be one of {sorted(_DTYPES)}; got {name!r}")
-  return _DTYPES[name]
+  if name not in ACTIVATION_DTYPES:
+    raise ValueError(f'model.dtype must be one of {tuple(ACTIVATION_DTYPES)}; got {name!r}')
+  return ACTIVATION_DTYPES[name]
 
 
 def cond_channels(config: Any) -> int:
