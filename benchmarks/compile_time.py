@@ -47,7 +47,6 @@ def measure(config_spec: str, width: int, height: int) -> dict:
   from vid2vid_jax import sharding  # pylint: disable=g-import-not-at-top
   from vid2vid_jax import steps  # pylint: disable=g-import-not-at-top
   from vid2vid_jax import train_state  # pylint: disable=g-import-not-at-top
-  from vid2vid_jax.models import builders  # pylint: disable=g-import-not-at-top
 
   config = load_config(config_spec)
   config.flow.source = 'dataset'
@@ -86,12 +85,8 @@ def measure(config_spec: str, width: int, height: int) -> dict:
     lowered.compile()
     out['train_compile_s'] = time.perf_counter() - start
 
-  g = config.model.generator
   generator = inference.SequenceGenerator(
-      generator=builders.generator_from_config(config), n_frames_G=g.n_frames_G,
-      n_scales=g.n_scales_spatial, label_nc=config.data.label_nc,
-      fg_labels=tuple(g.fg_labels) if g.fg else (), first_frame_mode='real',
-      chunk_frames=config.eval.chunk_frames)
+      video=gen, first_frame_mode='real', chunk_frames=config.eval.chunk_frames)
   g_params = jax.eval_shape(functools.partial(train_state.init_params, models, batch=1,
                                               height=height, width=width),
                             jax.random.key(0))['g']

@@ -30,17 +30,13 @@ def measure(args: argparse.Namespace, width: int, height: int, dtype: str) -> di
   import numpy as np  # pylint: disable=g-import-not-at-top
   from vid2vid_jax import inference  # pylint: disable=g-import-not-at-top
   from vid2vid_jax import train_state  # pylint: disable=g-import-not-at-top
-  from vid2vid_jax.models import builders  # pylint: disable=g-import-not-at-top
 
   config = train_step.street_config(width)
   config.model.dtype = dtype
   g = config.model.generator
   models = train_state.build_models(config)
   generator = inference.SequenceGenerator(
-      generator=builders.generator_from_config(config), n_frames_G=g.n_frames_G,
-      n_scales=g.n_scales_spatial, label_nc=config.data.label_nc,
-      fg_labels=tuple(g.fg_labels) if g.fg else (), first_frame_mode='real',
-      chunk_frames=args.chunk)
+      video=models.generator, first_frame_mode='real', chunk_frames=args.chunk)
   params = train_state.init_params(models, jax.random.key(0), 1, height, width)['g']
   total = g.n_frames_G - 1 + args.chunk + args.frames
   chunk = train_step.random_chunk(config, models, 1, height, width, total - g.n_frames_G + 1,

@@ -29,7 +29,6 @@ from vid2vid_jax import metrics as metrics_lib
 from vid2vid_jax import plots
 from vid2vid_jax import rollout
 from vid2vid_jax import video_io
-from vid2vid_jax.models import generator as generator_lib
 from vid2vid_jax.models import layers
 
 Frame = Mapping[str, np.ndarray]  # 'cond' [H, W, C], optional 'image' [H, W, 3] in [-1, 1],
@@ -43,30 +42,27 @@ class SequenceGenerator:
   """Generates the frames of one sequence from its conditioning frames.
 
   Attributes:
-    generator: the MultiScaleGenerator module.
-    n_frames_G: conditioning window.
-    n_scales: spatial scales.
-    label_nc: leading label channels of cond (for fg masks); fg_labels: () without fg branch.
+    video: the sequential generator (`train_state.video_generator_from_config`).
     first_frame_mode: 'real' (needs images), 'generate' (zeros, raw output for the first
       window) or 'single_g' (first frames from ``first_frame_fn``).
     chunk_frames: new frames per compiled call.
   """
-  generator: Any
-  n_frames_G: int
-  n_scales: int
-  label_nc: int
-  fg_labels: tuple[int, ...]
+  video: Any
   first_frame_mode: str
   chunk_frames: int = 8
 
+  @property
+  def n_frames_G(self) -> int:
+    return self.video.n_frames
+
+  @property
+  def n_scales(self) -> int:
+    return self.video.n_scales
+
   def _frame_fn(self, g_params, use_raw_only, windows, prevs, t):
     del t
-    masks = None
-    if self.fg_labels:
-      masks = [generator_lib.fg_mask_from_labels(w[:, -1, ..., :self.label_nc], self.fg_labels)
-               for w in windows]
-    outs = self.generator.apply({'params': g_params}, list(windows), list(prevs), masks,
-                                use_raw_only=use_raw_only)
+    outs = self.video.net.apply({'params': g_params}, list(windows), list(prevs),
+                                self.video.fg_masks(windows), use_raw_only=use_raw_only)
     return tuple(o['fake'] for o in outs), outs[-1]['fake'].astype(jnp.float32)
 
   @functools.partial(jax.jit, static_argnums=(0,))
@@ -472,13 +468,10 @@ def _from_start_frame(sequences: Iterable[tuple[str, Iterable[Frame]]], start_fr
 def build_evaluator(config: Any) -> Evaluator:
   """The `Evaluator` of a validated config: the generator module, first-frame generator,
   FlowNet2 for the warp error, the FVD network and the label-mean colours, as configured."""
-  from vid2vid_jax.models import builders  # pylint: disable=g-import-not-at-top
+  from vid2vid_jax import train_state  # pylint: disable=g-import-not-at-top
   mode = config.eval.first_frame_mode or config.first_frame.mode
-  g = config.model.generator
   sequence_generator = SequenceGenerator(
-      generator=builders.generator_from_config(config), n_frames_G=g.n_frames_G,
-      n_scales=g.n_scales_spatial, label_nc=config.data.label_nc,
-      fg_labels=tuple(g.fg_labels) if g.fg else (), first_frame_mode=mode,
+      video=train_state.video_generator_from_config(config), first_frame_mode=mode,
       chunk_frames=config.eval.chunk_frames)
   first_frame_fn = _first_frame_fn(config) if mode == 'single_g' else None
   flow_fn = None

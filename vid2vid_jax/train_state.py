@@ -92,6 +92,15 @@ class Models:
     return self.image_d.dtype
 
 
+def video_generator_from_config(config: Any) -> VideoGenerator:
+  """The sequential generator of ``config`` (training and inference build it here)."""
+  g = config.model.generator
+  return VideoGenerator(
+      net=builders.generator_from_config(config), n_frames=g.n_frames_G,
+      label_nc=config.data.label_nc, fg_labels=tuple(g.fg_labels) if g.fg else (),
+      zero_flow_heads=config.train.flow_head_init == 'zeros')
+
+
 def build_models(config: Any) -> Models:
   """Config -> networks (the one place training reads model options)."""
   g, d = config.model.generator, config.model.discriminator
@@ -109,10 +118,7 @@ def build_models(config: Any) -> Models:
                               cond_channels - 1 if drop_edge else cond_channels)
   generator = temporal = None
   if target == 'video':
-    generator = VideoGenerator(
-        net=builders.generator_from_config(config), n_frames=g.n_frames_G,
-        label_nc=config.data.label_nc, fg_labels=tuple(g.fg_labels) if g.fg else (),
-        zero_flow_heads=config.train.flow_head_init == 'zeros')
+    generator = video_generator_from_config(config)
     if d.n_scales_temporal > 0:
       temporal = temporal_lib.TemporalDs(builders.temporal_discriminator_from_config(config),
                                          d.n_frames_D, d.n_scales_temporal, bool(d.sparse_D))

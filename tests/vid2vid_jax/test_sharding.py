@@ -22,8 +22,7 @@ WORKER = pathlib.Path(__file__).with_name('sharding_worker.py')
 
 
 def _run_worker(*args, timeout=900):
-  env = dict(os.environ, JAX_PLATFORMS='cpu')
-  env.pop('XLA_FLAGS', None)
+  env = dict(os.environ, JAX_PLATFORMS='cpu')  # XLA_FLAGS: as tests/conftest.py sets them
   return subprocess.Popen([sys.executable, str(WORKER), *map(str, args)], env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

@@ -25,7 +25,7 @@ CASES = ('face', 'street_2scale_temporal2', 'street_basic', 'video_edges')
 def cli_env(tmp_path_factory):
   env = dict(os.environ)
   env['JAX_COMPILATION_CACHE_DIR'] = str(tmp_path_factory.mktemp('jax_cache'))
-  env['XLA_FLAGS'] = (env.get('XLA_FLAGS', '') + ' --xla_backend_optimization_level=0').strip()
+  # XLA_FLAGS: inherited from tests/conftest.py (no LLVM optimisation: faster compiles).
   return env
 
 
