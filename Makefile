@@ -37,7 +37,7 @@ demo: install
 	$(PY) -m vid2vid_jax.tools.label_baseline --config configs/demo.py --workdir $(DEMO_DIR)
 	@ls $(DEMO_DIR)/*.mp4
 
-# The default suite (<= 15 minutes on 2 CPU cores): everything but `slow` and `gpu` tests.
+# The default suite (<= 10 minutes on 2 CPU cores): everything but `slow` and `gpu` tests.
 # Two xdist workers (one per core; test files stay whole so module fixtures are shared).
 test: install-test
 	$(PY) -m pytest -n 2 --dist loadfile --durations=15 $(PYTEST_ARGS)

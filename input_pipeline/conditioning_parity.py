@@ -28,7 +28,7 @@ from input_pipeline import face
 from input_pipeline import layouts
 from input_pipeline import pipeline
 from input_pipeline import pose
-from vid2vid_jax import original_checkpoint
+from vid2vid_jax import original_options
 
 CASE_FILES = ('opt.txt', 'meta.json', 'arrays.npz', 'raw')
 # The compat flags that select the original's conditioning (docs/conditioning.md).
@@ -120,7 +120,7 @@ def _check_case_dir(case_dir: pathlib.Path) -> None:
 def _config(case_dir: pathlib.Path, options: dict[str, Any], meta: dict[str, Any]):
   """Our config for the case's options, reading case_dir/raw, with the original's compat."""
   overrides = meta.get('post_parse_overrides_like_test_py') or {}
-  config = original_checkpoint.config_from_options({**options, **overrides})
+  config = original_options.config_from_options({**options, **overrides})
   config.data.root = str(case_dir / 'raw')
   phase = str(options.get('phase', 'train'))
   config.data.phase = phase
@@ -221,7 +221,7 @@ def compare_case(case_dir: pathlib.Path) -> list[Row]:
   case_dir = pathlib.Path(case_dir)
   _check_case_dir(case_dir)
   case = case_dir.name
-  options = original_checkpoint.read_opt_txt(case_dir / 'opt.txt')
+  options = original_options.read_opt_txt(case_dir / 'opt.txt')
   meta = json.loads((case_dir / 'meta.json').read_text())
   with np.load(case_dir / 'arrays.npz') as data:
     arrays = dict(data)

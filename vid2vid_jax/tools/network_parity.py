@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vid2vid_jax import original_checkpoint
+from vid2vid_jax import original_options
 from vid2vid_jax import warp as warp_lib
 from vid2vid_jax.models import builders
 from vid2vid_jax.models import generator as generator_lib
@@ -89,7 +90,7 @@ def _sequential_generator(case: dict, case_dir: pathlib.Path, io: dict) -> dict[
 
 
 def _single_image_generator(case: dict, case_dir: pathlib.Path, io: dict) -> dict[str, Any]:
-  options = original_checkpoint.read_opt_txt(case_dir / 'opt.txt')
+  options = original_options.read_opt_txt(case_dir / 'opt.txt')
   if 'netG' in case:
     options['netG'] = case['netG']
   files = case.get('checkpoint_files') or ['latest_net_G.pth']

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from vid2vid_jax import original_checkpoint
+from vid2vid_jax import original_options
 from vid2vid_jax.models import builders
 from vid2vid_jax.models import first_frame
 
@@ -34,7 +35,7 @@ def test_local_enhancer_layout_and_range():
 @pytest.mark.parametrize('case', ['single_global', 'single_local'])
 def test_fixture_parity_from_npz_weights(vid2vid_fixtures, case):
   case_dir = vid2vid_fixtures / case
-  options = original_checkpoint.read_opt_txt(case_dir / 'opt.txt')
+  options = original_options.read_opt_txt(case_dir / 'opt.txt')
   options['netG'] = case.split('_')[1]
   config, variables = original_checkpoint.import_state_dicts(
       {'G': original_checkpoint.read_state_dict(case_dir / 'latest_net_G_weights.npz')}, options)
