@@ -233,6 +233,7 @@ def _train(config: Any, workdir: pathlib.Path, mesh: jax.sharding.Mesh) -> Train
     logs.flush()  # never save past a non-finite step unnoticed
     meta = {'position': {'epoch': epoch, 'clip': clip, 'chunk': chunk},
             'config': json.loads(config.to_json())}
+    logging.info('Saving checkpoint at step %d', step)  # benchmarks/faults.py aims its kills here
     checkpoint.save_train(manager, step, state, seq_to_save, meta)
     last_saved = step
     logging.info('Saved checkpoint at step %d', step)
