@@ -217,6 +217,15 @@ def _face_d(models: Models, params: Any, cond: Array, real: Array, fake: Array
               face_valid=has_face)
 
 
+def _temporal_terms(models: Models, weights: losses_lib.LossWeights, d_t_params: Any,
+                    inputs: ChunkInputs, fake: Array, flow_fn: Callable | None):
+  """`temporal.terms` of the chunk: its history and new real / generated frames [B, n, ...]."""
+  return temporal_lib.terms(
+      models.temporal, weights, d_t_params, inputs.seq_real,
+      jnp.concatenate([inputs.hist_fake, fake], axis=1), inputs.seq_flow, inputs.frames_done,
+      fake.shape[1], flow_fn)
+
+
 def _frame_fn(models: Models, options: StepOptions, g_params: Any, use_raw_only: Array,
               windows, prevs, t):
   """`rollout.FrameFn` of the generator: per-scale outputs, and the finest scale's images,
@@ -271,10 +280,7 @@ def generator_loss(g_params: Any, d_params: Mapping[str, Any], d_t_params: Mappi
       real_prev=inputs.real_prev, fake_prev=fake_prev, flow_ref=inputs.flow_ref,
       conf_ref=inputs.conf_ref, **face)
   if models.temporal is not None:
-    t_terms, _ = temporal_lib.terms(
-        models.temporal, weights, d_t_params, inputs.seq_real,
-        jnp.concatenate([inputs.hist_fake, fake], axis=1), inputs.seq_flow, inputs.frames_done,
-        fake.shape[1], flow_fn)
+    t_terms, _ = _temporal_terms(models, weights, d_t_params, inputs, fake, flow_fn)
     terms.update(temporal_lib.generator_terms(t_terms))
   return losses_lib.total_generator_loss(terms), (terms, final_carry, outs)
 
@@ -305,10 +311,7 @@ def discriminator_loss(d_all: tuple[Mapping[str, Any], Mapping[str, Any]], model
       d_fake_raw=_image_d(models, d_params['image'], cond, _flat(raw)), **face)
   has_window = {}
   if models.temporal is not None:
-    t_terms, has_window = temporal_lib.terms(
-        models.temporal, weights, d_t_params, inputs.seq_real,
-        jnp.concatenate([inputs.hist_fake, fake], axis=1), inputs.seq_flow, inputs.frames_done,
-        fake.shape[1], flow_fn)
+    t_terms, has_window = _temporal_terms(models, weights, d_t_params, inputs, fake, flow_fn)
     terms.update(temporal_lib.discriminator_terms(t_terms))
   totals = losses_lib.discriminator_totals(terms)
   return sum(totals.values()), (terms, totals, has_window)

@@ -49,31 +49,6 @@ def _original_dense_groups(n_frames_D, n_scales_temporal, n_new, n_chunks):
   return per_chunk
 
 
-@pytest.mark.parametrize('n_frames_D,n_scales_temporal,n_new', [
-    (3, 1, 1), (3, 2, 1), (3, 2, 4), (2, 3, 3), (3, 3, 5), (4, 2, 2), (2, 2, 6)])
-def test_dense_windows_follow_the_original(n_frames_D, n_scales_temporal, n_new):
-  hist = temporal.history_length(n_frames_D, n_scales_temporal)
-  n_chunks = 3 * hist // n_new + 4
-  expected = _original_dense_groups(n_frames_D, n_scales_temporal, n_new, n_chunks)
-  spec = temporal.TemporalDs(net=None, n_frames=n_frames_D, n_scales=n_scales_temporal)
-  for c in range(n_chunks):
-    done = c * n_new
-    ids = np.arange(done - hist, done + n_new, dtype=np.float32)
-    ids[ids < 0] = -1
-    seq = jnp.asarray(ids)[None, :, None, None, None]
-    flows = jnp.broadcast_to(seq, seq.shape[:-1] + (2,))
-    for s in range(n_scales_temporal):
-      got = []
-      for w in temporal.windows(spec, s, seq, seq + 1000, flows, jnp.int32(done), n_new):
-        if bool(w.valid):
-          frame_ids = tuple(int(v) for v in np.asarray(w.real).ravel())
-          assert min(frame_ids) >= 0
-          np.testing.assert_array_equal(np.asarray(w.fake).ravel(),
-                                        np.asarray(w.real).ravel() + 1000)
-          got.append(frame_ids)
-      assert sorted(got) == sorted(expected[c][s]), (c, s, got, expected[c][s])
-
-
 def test_dense_windows_chain_or_compute_flows_at_coarser_scales():
   seq = jnp.zeros((1, 5, 4, 6, 3))
   consecutive = jnp.ones((1, 5, 4, 6, 2))  # every frame moved by (1, 1) from the one before
@@ -168,29 +143,35 @@ def _original_sparse_groups(n_frames_D, n_scales_temporal, n_new, n_chunks):
   return per_chunk
 
 
+@pytest.mark.parametrize('sparse', [False, True])
 @pytest.mark.parametrize('n_frames_D,n_scales_temporal,n_new', [
-    (3, 1, 1), (3, 2, 1), (3, 3, 1), (3, 2, 4), (2, 3, 3), (3, 3, 5), (4, 2, 2)])
-def test_sparse_windows_follow_the_original_buffers(n_frames_D, n_scales_temporal, n_new):
+    (3, 1, 1), (3, 2, 1), (3, 3, 1), (3, 2, 4), (2, 3, 3), (3, 3, 5), (4, 2, 2), (2, 2, 6)])
+def test_windows_follow_the_original(sparse, n_frames_D, n_scales_temporal, n_new):
+  """Chunk after chunk of a clip, the valid windows of every scale are the original's (frame ids
+  replayed through its buffers), in the dense and the sparse_D layout."""
   hist = temporal.history_length(n_frames_D, n_scales_temporal)
   n_chunks = 3 * hist // n_new + 4
-  expected = _original_sparse_groups(n_frames_D, n_scales_temporal, n_new, n_chunks)
+  original = _original_sparse_groups if sparse else _original_dense_groups
+  expected = original(n_frames_D, n_scales_temporal, n_new, n_chunks)
+  spec = temporal.TemporalDs(net=None, n_frames=n_frames_D, n_scales=n_scales_temporal,
+                             sparse=sparse)
   for c in range(n_chunks):
     done = c * n_new
     # Each buffer entry holds its clip frame index (-1 before the clip starts).
     ids = np.arange(done - hist, done + n_new, dtype=np.float32)
     ids[ids < 0] = -1
     seq = jnp.asarray(ids)[None, :, None, None, None]
+    flows = jnp.broadcast_to(seq, seq.shape[:-1] + (2,)) + 2000
     for s in range(n_scales_temporal):
-      windows = temporal.sparse_windows(n_frames_D, seq, seq + 1000, seq + 2000,
-                                        jnp.int32(done), n_new, s)
       got = []
-      for real, fake, flows, valid in windows:
-        if bool(valid):
-          frame_ids = tuple(int(v) for v in np.asarray(real).ravel())
+      for w in temporal.windows(spec, s, seq, seq + 1000, flows, jnp.int32(done), n_new):
+        if bool(w.valid):
+          frame_ids = tuple(int(v) for v in np.asarray(w.real).ravel())
           assert min(frame_ids) >= 0
-          np.testing.assert_array_equal(np.asarray(fake).ravel(), np.asarray(real).ravel() + 1000)
-          # The flows of window frames 1.. (each frame's own scale-0 flow), not the first's.
-          np.testing.assert_array_equal(np.asarray(flows).ravel(),
-                                        np.asarray(real).ravel()[1:] + 2000)
+          np.testing.assert_array_equal(np.asarray(w.fake).ravel(),
+                                        np.asarray(w.real).ravel() + 1000)
+          if sparse or s == 0:  # each window frame's own consecutive flow
+            np.testing.assert_array_equal(np.asarray(w.flows)[..., 0].ravel(),
+                                          np.asarray(w.real).ravel()[1:] + 2000)
           got.append(frame_ids)
       assert sorted(got) == sorted(expected[c][s]), (c, s, got, expected[c][s])
