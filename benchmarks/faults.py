@@ -1,6 +1,6 @@
 """Kill -9 at any moment: training resumed after SIGKILLs ends bit-identical to an uninterrupted run.
 
-  python benchmarks/faults.py                       # 10 kills, demo recipe, 120 steps
+  python benchmarks/faults.py                       # 10 kills, demo recipe, 200 steps
   python benchmarks/faults.py --kills 4 --steps 60  # quicker
 
 Writes the demo's synthetic data (or uses --data), trains configs/demo.py for --steps steps with a
@@ -75,7 +75,7 @@ def main() -> int:
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--kills', type=int, default=10)
-  parser.add_argument('--steps', type=int, default=120)
+  parser.add_argument('--steps', type=int, default=200)
   parser.add_argument('--checkpoint_every', type=int, default=10)
   parser.add_argument('--save_delay', type=float, default=0.05,
                       help='seconds between the save log line and the kill')
@@ -104,9 +104,9 @@ def main() -> int:
       aim_at_save = kills < args.kills and rng.random() < 0.5
       kill_after = None
       if kills < args.kills and not aim_at_save:  # somewhere in a run's length, startup included
-        kill_after = rng.uniform(0.0, straight_s / 2)
+        kill_after = rng.uniform(0.0, straight_s / 3)
       outcome, during_save = _run_once(cmd, aim_at_save, kill_after, args.save_delay)
-      if outcome == 'done':  # the run finished (kills not yet landed stay uncounted)
+      if outcome == 'done':  # the run finished: kills that had not landed are not counted
         break
       kills += 1
       at_saves += during_save

@@ -140,9 +140,21 @@ def test_nan_guard_names_step_and_checkpoint(data_root, tmp_path, monkeypatch):
                       lambda *a, **k: Poisoned(real_create(*a, **k)))
   config = tiny_config(data_root, num_steps=6)
   config.train.max_frames_per_gpu = 6  # one chunk per clip: clip 2 = step 2
+  config.train.checkpoint_every_steps = 1
   with pytest.raises(RuntimeError, match=r'non-finite loss or gradient at step 2 .*step 1 in'):
-    config.train.checkpoint_every_steps = 1
     train_lib.train_and_evaluate(config, tmp_path / 'nan')
+  # The last good checkpoint is intact, and a rerun (clean data, a lower rate) continues from it.
+  from vid2vid_jax import checkpoint
+  assert checkpoint.create_manager(tmp_path / 'nan').all_steps() == [1]
+  monkeypatch.undo()
+  state = train_lib.train_and_evaluate(tiny_config(data_root, num_steps=3, lr=1e-4,
+                                                   max_frames_per_gpu=6), tmp_path / 'nan')
+  assert int(state.step) == 3
+  assert all(np.isfinite(x).all() for x in _leaves(state.params))
+  records = [json.loads(l) for l in (tmp_path / 'nan' / 'metrics.jsonl').read_text().splitlines()]
+  losses = [r for r in records if 'g/total' in r]
+  assert [r['step'] for r in losses][-2:] == [2, 3]
+  assert losses[-1]['lr/g'] == pytest.approx(1e-4)
 
 
 def test_flow_warmup_then_training_evals(data_root, tmp_path):
