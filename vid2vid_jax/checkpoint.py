@@ -10,6 +10,8 @@ checkpoint at ``path``.
 import json
 import os
 import pathlib
+import shutil
+import time
 from typing import Any
 
 import jax
@@ -81,8 +83,10 @@ def load_variables(path: PathLike, as_numpy: bool = True
 def create_manager(workdir: PathLike, max_to_keep: int = 3) -> ocp.CheckpointManager:
   """The CheckpointManager of a training workdir (``{workdir}/checkpoints``)."""
   directory = pathlib.Path(workdir).absolute() / 'checkpoints'
+  # A save interrupted by a kill leaves '<step>.orbax-checkpoint-tmp'; the next manager removes it.
   options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
-                                         enable_async_checkpointing=False)
+                                         enable_async_checkpointing=False,
+                                         cleanup_tmp_directories=True)
   return ocp.CheckpointManager(directory, options=options,
                                item_names=('state', 'sequence', 'meta'))
 
@@ -100,12 +104,38 @@ def _from_tree(target: Any, tree: Any) -> Any:
 
 def save_train(manager: ocp.CheckpointManager, step: int, state: Any, sequence: Any,
                meta: dict[str, Any]) -> None:
-  """Saves one training step (blocking; orbax renames a finished temp dir into place)."""
+  """Saves one training step (blocking; orbax renames a finished temp dir into place).
+
+  A failed write (full disk, unwritable directory) removes its partial directory and raises
+  OSError naming the step, the cause and the checkpoint still in force.
+  """
   args = ocp.args.Composite(state=ocp.args.StandardSave(_to_tree(state)),
                             sequence=ocp.args.StandardSave(_to_tree(sequence)),
                             meta=ocp.args.JsonSave(meta))
-  manager.save(step, args=args, force=True)
-  manager.wait_until_finished()
+  try:
+    manager.save(step, args=args, force=True)
+    manager.wait_until_finished()
+  except OSError as e:
+    directory = pathlib.Path(manager.directory)
+    _remove_partial(directory, step)
+    kept = manager.latest_step()
+    raise OSError(e.errno, f'saving the checkpoint of step {step} in {directory} failed '
+                  f'({e.strerror or e}); the checkpoint in force is '
+                  f'{"none" if kept is None else f"step {kept}"}') from e
+
+
+def _remove_partial(directory: pathlib.Path, step: int, tries: int = 20) -> None:
+  """Removes the temporary directory of a failed save of ``step``. The other items' writers
+  may still be finishing in the background and recreate files: remove until it stays gone."""
+  for _ in range(tries):
+    partial = list(directory.glob(f'{step}.orbax-checkpoint-tmp*'))
+    if not partial:
+      time.sleep(0.1)
+      if not list(directory.glob(f'{step}.orbax-checkpoint-tmp*')):
+        return
+    for path in partial:
+      shutil.rmtree(path, ignore_errors=True)
+    time.sleep(0.1)
 
 
 def restore_meta(manager: ocp.CheckpointManager, step: int) -> dict[str, Any]:
