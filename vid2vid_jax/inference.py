@@ -532,14 +532,11 @@ def _first_frame_fn(config: Any) -> Callable[[list[Frame]], np.ndarray]:
   the result for the stored features of the nearest training image
   (docs/quirks.md#face-features)."""
   from vid2vid_jax import checkpoint  # pylint: disable=g-import-not-at-top
+  from vid2vid_jax import train_state  # pylint: disable=g-import-not-at-top
   from vid2vid_jax.models import builders  # pylint: disable=g-import-not-at-top
   from vid2vid_jax.models import first_frame as first_frame_lib  # pylint: disable=g-import-not-at-top
-  path = config.first_frame.checkpoint
-  if not path:
-    raise ValueError("first-frame mode 'single_g' needs config.first_frame.checkpoint: a "
-                     "workdir trained with train.target='first_frame', or an imported "
-                     'single-image generator (vid2vid_jax.tools.convert_checkpoint)')
-  load = functools.partial(checkpoint.load_params, path, option='first_frame.checkpoint')
+  load = functools.partial(checkpoint.load_params, train_state.first_frame_checkpoint(config),
+                           option='first_frame.checkpoint')
   params = jax.tree_util.tree_map(jnp.asarray, load('first_frame_generator')[0])
   model = builders.first_frame_generator_from_config(config)
   channels = first_frame_lib.input_channels(model, params)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 MAX_CLIP_FRAMES = 128  # the original never reads clips longer than this
+CHUNK_KEYS = ('cond', 'image', 'flow_gt', 'conf_gt')  # what a step reads of a clip batch
 
 @dataclasses.dataclass(frozen=True)
 class Schedule:
@@ -122,7 +123,7 @@ def planned_steps(schedule: Schedule, dataset_for: Callable[[int], Any],
   return total
 
 
-def chunks_of(batch: Mapping[str, Any], plan: Any, keys=('cond', 'image', 'flow_gt', 'conf_gt')
+def chunks_of(batch: Mapping[str, Any], plan: Any, keys=CHUNK_KEYS
               ) -> list[dict[str, np.ndarray]]:
   """Splits a clip batch [B, T, ...] into the chunks of successive optimizer steps.
 

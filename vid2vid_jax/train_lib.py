@@ -166,7 +166,7 @@ def _train(config: Any, workdir: pathlib.Path, mesh: jax.sharding.Mesh) -> Train
   frozen = load_frozen(config)
   if video and models.first_frame is not None:
     frozen['first_frame'], _ = checkpoint.load_params(
-        _first_frame_checkpoint(config), 'first_frame_generator',
+        train_state_lib.first_frame_checkpoint(config), 'first_frame_generator',
         option='first_frame.checkpoint')
   frozen = jax.device_put(jax.tree_util.tree_map(np.asarray, frozen),
                           sharding_lib.replicated(mesh))
@@ -330,12 +330,12 @@ def _flow_warmup(config: Any, models: train_state_lib.Models, weights: losses_li
   logging.info('Flow warm-up: %d steps on clips of %d frames', warmup_steps,
                dataset.clip_plan.length)
   warmup = None
-  keys = ('cond', 'image', 'flow_gt', 'conf_gt')
   step = 0
   stop = warmup_steps if num_steps is None else min(warmup_steps, num_steps)
   while step < stop:
     batch = next(dataset)
-    chunk = sharding_lib.to_global({k: batch[k] for k in keys if k in batch}, mesh)
+    chunk = sharding_lib.to_global(
+        {k: batch[k] for k in schedule_lib.CHUNK_KEYS if k in batch}, mesh)
     if warmup is None:
       warmup = steps_lib.jit_step(
           functools.partial(steps_lib.flow_warmup_step, models, weights, options,
@@ -346,12 +346,3 @@ def _flow_warmup(config: Any, models: train_state_lib.Models, weights: losses_li
     logs(step, 'flow warm-up', out['scalars'], out['images'],
          {'epoch': 0, 'n_frames_total': schedule.n_frames_total_at(0)})
   return state, step
-
-
-def _first_frame_checkpoint(config: Any) -> str:
-  path = config.first_frame.checkpoint
-  if not path:
-    raise ValueError("first-frame mode 'single_g' needs config.first_frame.checkpoint: a "
-                     "workdir trained with train.target='first_frame', or an imported "
-                     'single-image generator (vid2vid_jax.tools.convert_checkpoint)')
-  return path

@@ -92,6 +92,16 @@ class Models:
     return self.image_d.dtype
 
 
+def first_frame_checkpoint(config: Any) -> str:
+  """config.first_frame.checkpoint, which first-frame mode 'single_g' needs."""
+  path = config.first_frame.checkpoint
+  if not path:
+    raise ValueError("first-frame mode 'single_g' needs config.first_frame.checkpoint: a "
+                     "workdir trained with train.target='first_frame', or an imported "
+                     'single-image generator (vid2vid_jax.tools.convert_checkpoint)')
+  return path
+
+
 def video_generator_from_config(config: Any) -> VideoGenerator:
   """The sequential generator of ``config`` (training and inference build it here)."""
   g = config.model.generator
