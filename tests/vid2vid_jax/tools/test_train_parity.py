@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from vid2vid_jax.tools import train_parity
+from vid2vid_jax.tools import train_replay
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[3]
 CASES = ('face', 'street_2scale_temporal2', 'street_basic', 'video_edges')
@@ -53,7 +53,7 @@ def _run_cases(training_fixtures, cli_env, names):
 
 @pytest.fixture(scope='module')
 def full_run(training_fixtures, cli_env):
-  names = [p.name for p in train_parity.find_cases(training_fixtures)]
+  names = [p.name for p in train_replay.find_cases(training_fixtures)]
   assert set(names) >= set(CASES)
   return _run_cases(training_fixtures, cli_env, [n for n in names if n in DEFAULT_CASES])
 
@@ -64,7 +64,7 @@ def test_default_fixture_cases_pass(full_run):
 
 @pytest.mark.slow
 def test_every_other_fixture_case_passes(training_fixtures, cli_env):
-  names = [p.name for p in train_parity.find_cases(training_fixtures)
+  names = [p.name for p in train_replay.find_cases(training_fixtures)
            if p.name not in DEFAULT_CASES]
   _check_run(*_run_cases(training_fixtures, cli_env, names))
 
@@ -111,7 +111,7 @@ def test_lookup_flow_fn_finds_recorded_pairs_only():
   frames = rng.uniform(-1, 1, (5, 4, 6, 3)).astype(np.float32)
   tables = {g: (rng.normal(size=(5, 4, 6, 2)).astype(np.float32),
                 rng.integers(0, 2, (5, 4, 6, 1)).astype(np.float32)) for g in (1, 3)}
-  flow_fn = train_parity.lookup_flow_fn(frames, tables)
+  flow_fn = train_replay.lookup_flow_fn(frames, tables)
   flow, conf = flow_fn(frames[[1, 4, 3]], frames[[0, 1, 2]])
   np.testing.assert_array_equal(flow[0], tables[1][0][1])
   np.testing.assert_array_equal(flow[1], tables[3][0][4])
