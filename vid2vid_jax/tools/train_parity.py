@@ -51,8 +51,8 @@ first step in magnitude) the two runs' parameters differ and the runs drift apar
 float32 conv implementations (config `model.conv_impl`: 'tuned' | 'plain') differ from each other
 as much as ours from the original (street_2scale_temporal2 fake_B: 3.1e-2 in step1, 2.1e-1 in
 step2, 3.6e-1 in step3, against 3.2e-2, 2.1e-1, 3.6e-1 from the original). So rows that depend
-on parameters updated since are judged at ``--diverged_rtol`` in the next pass only (update norms and values only for a net's
-first Adam step) and printed, not judged, after that; rows that depend on no updated parameter
+on parameters updated since are judged at ``--diverged_rtol`` in the next pass only (update
+norms and values only for a net's first Adam step) and printed, not judged, after that; rows that depend on no updated parameter
 (inputs, step1's previous frames, D_T_real of a temporal D not yet stepped) keep the strict
 tolerances.
 
