@@ -52,9 +52,9 @@ float32 conv implementations (config `model.conv_impl`: 'tuned' | 'plain') diffe
 as much as ours from the original (street_2scale_temporal2 fake_B: 3.1e-2 in step1, 2.1e-1 in
 step2, 3.6e-1 in step3, against 3.2e-2, 2.1e-1, 3.6e-1 from the original). So rows that depend
 on parameters updated since are judged at ``--diverged_rtol`` in the next pass only (update
-norms and values only for a net's first Adam step) and printed, not judged, after that; rows that depend on no updated parameter
-(inputs, step1's previous frames, D_T_real of a temporal D not yet stepped) keep the strict
-tolerances.
+norms and values only for a net's first Adam step) and printed, not judged, after that; rows
+that depend on no updated parameter (inputs, step1's previous frames, D_T_real of a temporal D
+not yet stepped) keep the strict tolerances.
 
 Exit status: 0 when every row passes, 1 when any fails or a case cannot be run, 2 (with one
 line on stderr) when DIR is not a folder of cases.
